@@ -1,0 +1,1 @@
+"""caplab: distributed-systems trade-offs on Google Cloud, made measurable."""

@@ -1,0 +1,5 @@
+import sys
+
+from caplab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,155 @@
+"""Create :data:`caplab.topology.TOPOLOGY` in the running emulators, idempotently.
+
+Each ``ensure_*`` has the same signature (service URLs for push endpoints, topology, project)
+so every emulator spec names its own, and creates only what is missing, so a second ``caplab emulators up`` is a no-op.
+Clients are built inside the caller's environment: the ``*_EMULATOR_HOST`` variables must be
+set (``emulators.manager`` exports them around the call).
+
+Push endpoints point at the services' local URLs (``caplab serve``'s ports) unless the caller
+passes other base URLs — the test suite does, for services it starts on free ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from caplab.topology import LOCAL_PROJECT, TOPOLOGY, Topology, local_service_urls, push_endpoint
+
+if TYPE_CHECKING:
+    from google.cloud.spanner_v1.database import Database
+
+_EMULATOR_INSTANCE_CONFIG = "emulator-config"
+
+
+def ensure_spanner(
+    service_urls: Mapping[str, str] | None = None,
+    topology: Topology = TOPOLOGY,
+    project: str = LOCAL_PROJECT,
+) -> Database:
+    """The Spanner instance and database, created with the topology's DDL when missing;
+    tables the DDL declares but the database lacks are added."""
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import spanner
+
+    client = spanner.Client(project=project)
+    declared = topology.spanner
+    instance = client.instance(
+        declared.instance,
+        configuration_name=f"projects/{project}/instanceConfigs/{_EMULATOR_INSTANCE_CONFIG}",
+        display_name=declared.instance,
+        node_count=1,
+    )
+    if not instance.exists():
+        try:
+            instance.create().result(timeout=30)
+        except AlreadyExists:
+            pass
+    database = instance.database(declared.database)
+    if not database.exists():
+        try:
+            database.create().result(timeout=60)
+        except AlreadyExists:
+            pass
+    database.reload()
+    missing = _missing_ddl(declared.ddl, list(database.ddl_statements))
+    if missing:
+        database.update_ddl(missing).result(timeout=60)
+    return database
+
+
+def _object_name(statement: str) -> str:
+    """``CREATE TABLE X`` / ``CREATE INDEX X ON ...`` -> ``X``."""
+    words = statement.split()
+    return words[2] if words[:2] != ["CREATE", "UNIQUE"] else words[3]
+
+
+def _missing_ddl(declared: tuple[str, ...], existing: list[str]) -> list[str]:
+    present = {_object_name(statement) for statement in existing}
+    return [s for s in declared if _object_name(s) not in present]
+
+
+def ensure_pubsub(
+    service_urls: Mapping[str, str] | None = None,
+    topology: Topology = TOPOLOGY,
+    project: str = LOCAL_PROJECT,
+) -> None:
+    """Topics, dead-letter topics and push subscriptions (endpoints updated if they moved)."""
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+    from google.protobuf import duration_pb2, field_mask_pb2
+
+    urls = service_urls or local_service_urls(topology)
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    for topic in topology.all_topics():
+        try:
+            publisher.create_topic(name=publisher.topic_path(project, topic))
+        except AlreadyExists:
+            pass
+    for declared in topology.subscriptions:
+        push_config = pubsub_v1.types.PushConfig(push_endpoint=push_endpoint(declared, urls))
+        subscription = pubsub_v1.types.Subscription(
+            name=subscriber.subscription_path(project, declared.name),
+            topic=publisher.topic_path(project, declared.topic),
+            push_config=push_config,
+            ack_deadline_seconds=declared.ack_deadline_seconds,
+            enable_message_ordering=declared.enable_message_ordering,
+            dead_letter_policy=pubsub_v1.types.DeadLetterPolicy(
+                dead_letter_topic=publisher.topic_path(project, declared.dead_letter_topic),
+                max_delivery_attempts=declared.max_delivery_attempts,
+            ),
+            retry_policy=pubsub_v1.types.RetryPolicy(
+                minimum_backoff=duration_pb2.Duration(
+                    seconds=declared.retry.minimum_backoff_seconds
+                ),
+                maximum_backoff=duration_pb2.Duration(
+                    seconds=declared.retry.maximum_backoff_seconds
+                ),
+            ),
+        )
+        try:
+            subscriber.create_subscription(request=subscription)
+        except AlreadyExists:
+            subscriber.update_subscription(
+                request={
+                    "subscription": pubsub_v1.types.Subscription(
+                        name=subscription.name, push_config=push_config
+                    ),
+                    "update_mask": field_mask_pb2.FieldMask(paths=["push_config"]),
+                }
+            )
+
+
+def ensure_bigtable(
+    service_urls: Mapping[str, str] | None = None,
+    topology: Topology = TOPOLOGY,
+    project: str = LOCAL_PROJECT,
+) -> None:
+    """Tables and column families with their GC rules (stored, never applied, by the
+    emulator)."""
+    from google.cloud import bigtable
+    from google.cloud.bigtable import column_family
+
+    client = bigtable.Client(project=project, admin=True)
+    instance = client.instance(topology.bigtable.instance)
+    existing = {table.table_id for table in instance.list_tables()}
+    for declared in topology.bigtable.tables:
+        table = instance.table(declared.name)
+        if declared.name not in existing:
+            table.create()
+        families = table.list_column_families()
+        for family_id, rule in declared.column_families.items():
+            if family_id in families:
+                continue
+            rules: list[column_family.GarbageCollectionRule] = []
+            if rule.max_versions is not None:
+                rules.append(column_family.MaxVersionsGCRule(rule.max_versions))
+            if rule.max_age_seconds is not None:
+                import datetime
+
+                rules.append(
+                    column_family.MaxAgeGCRule(datetime.timedelta(seconds=rule.max_age_seconds))
+                )
+            gc_rule = rules[0] if len(rules) == 1 else column_family.GCRuleUnion(rules)
+            table.column_family(family_id, gc_rule=gc_rule).create()

@@ -1,0 +1,1 @@
+"""What the caplab services share: settings, client factory, logging, resilience."""

@@ -1,0 +1,68 @@
+"""Fixtures shared by every test layer.
+
+- ``clean_environ`` (autouse, session-wide): nothing inherited can point a client at a real
+  project or at someone else's emulator.
+- ``stack``: the official emulators (plus any added to ``emulators.specs.EMULATORS``) started
+  once per session on free ports in a temporary ``CAPLAB_HOME``, bootstrapped with the topology,
+  and always stopped, whatever the tests did.
+- ``emulator_env``: exports the stack's variables for one test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emulators import manager
+from emulators.specs import EMULATORS
+
+_SCRUBBED = re.compile(r"^(.*_EMULATOR_HOST|GOOGLE_.*|CAPLAB_.*)$")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def clean_environ() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for key in list(os.environ):
+            if _SCRUBBED.match(key) and key != "CAPLAB_GCLOUD_SDK_ROOT":
+                patch.delenv(key)
+        yield
+
+
+def free_ports() -> dict[str, int]:
+    """A free loopback port for every port of every emulator."""
+    ports: dict[str, int] = {}
+    for spec in EMULATORS:
+        for port in spec.ports:
+            while True:
+                candidate = manager.free_port()
+                if candidate not in ports.values():
+                    ports[port.key] = candidate
+                    break
+    return ports
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, clean_environ: None) -> Iterator[
+    manager.StackConfig
+]:
+    home: Path = tmp_path_factory.mktemp("caplab-home")
+    environ = dict(os.environ, CAPLAB_HOME=str(home))
+    config = manager.StackConfig.from_environ(environ, port_overrides=free_ports())
+    try:
+        manager.up(config)
+        yield config
+    finally:
+        manager.down(config)
+
+
+@pytest.fixture
+def emulator_env(stack: manager.StackConfig, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The stack's client variables, exported for this test; returned as a dict too."""
+    variables = manager.client_environment(stack)
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    return variables
