@@ -3,6 +3,7 @@ stop rule, rate limit, concurrency cap, headers, deadlines, pause/resume/purge a
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 def _gaps(times: list[float]) -> list[float]:
-    return [round(later - earlier, 6) for earlier, later in zip(times, times[1:], strict=False)]
+    return [round(later - earlier, 6) for earlier, later in itertools.pairwise(times)]
 
 
 def test_documented_backoff_sequence_under_fake_clock(
