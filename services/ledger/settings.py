@@ -28,6 +28,9 @@ class LedgerSettings:
     client's own default (2^attempt s) stalls badly against the emulator, which aborts every
     concurrent read-write transaction; production Spanner sends a hint, which wins."""
 
+    relay_poll_interval: timedelta
+    """How often the outbox relay looks for unpublished rows while idle."""
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LedgerSettings:
         config = config_from(environ)
@@ -39,6 +42,7 @@ class LedgerSettings:
             max_staleness=config("LEDGER_MAX_STALENESS", cast=parse_duration, default="1h"),
             cache_ttl=config("LEDGER_CACHE_TTL", cast=parse_duration, default="30s"),
             deadline=config("LEDGER_DEADLINE", cast=parse_duration, default="5s"),
+            relay_poll_interval=config("RELAY_POLL_INTERVAL", cast=parse_duration, default="50ms"),
             abort_retry_delay=config(
                 "LEDGER_ABORT_RETRY_DELAY", cast=parse_duration, default="10ms"
             ),
