@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-unit demo up down status lint bench-up clean
+.PHONY: test test-unit demo up down status lint bench-up bench-tasks clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: $(STAMP)
 
 bench-up: $(STAMP)
 	$(BIN)/python -m loadtest.bench_up
+
+## bench-tasks: Cloud Tasks emulator dispatch throughput and backoff timing error
+bench-tasks: $(STAMP)
+	$(BIN)/python -m loadtest.bench_tasks
 
 clean:
 	rm -rf $(VENV) .caplab .pytest_cache .ruff_cache
