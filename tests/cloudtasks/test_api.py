@@ -182,6 +182,15 @@ def test_invalid_queues_are_rejected(
         fake_client.create_queue(parent=PARENT, queue=queue)
 
 
+def test_app_engine_targets_are_not_emulated(
+    fake_client: tasks_v2.CloudTasksClient, paused_queue: tasks_v2.Queue
+) -> None:
+    """An App Engine task is refused with UNIMPLEMENTED rather than accepted and never run."""
+    task = tasks_v2.Task(app_engine_http_request=tasks_v2.AppEngineHttpRequest(relative_uri="/x"))
+    with pytest.raises(exceptions.MethodNotImplemented, match="App Engine"):
+        fake_client.create_task(parent=paused_queue.name, task=task)
+
+
 def test_other_project_is_permission_denied(fake_client: tasks_v2.CloudTasksClient) -> None:
     """A project the emulator does not serve is answered as production answers for a project
     the caller cannot see."""
