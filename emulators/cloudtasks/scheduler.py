@@ -11,6 +11,7 @@ concurrency. Everything runs on the emulator's event loop, so no locks are neede
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from emulators.cloudtasks.dispatch import AttemptContext, HttpDispatcher, Respon
 from emulators.cloudtasks.store import QueueRecord, TaskRecord, Tombstones
 from emulators.cloudtasks.tokens import TokenSigner
 from emulators.cloudtasks.validation import seconds
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,9 @@ class Scheduler:
             return  # deleted or purged while in flight: the outcome changes nothing
         self._record_outcome(record, response, dispatched_at, now)
         policy = queue.policy
+        outcome = response.status if response.status is not None else response.error
         if response.status is not None and 200 <= response.status < 300:
+            _log.debug("%s attempt %d: %s", record.name, number, outcome)
             self.remove(queue, record, now)
             return
         record.failures += 1
@@ -202,8 +207,10 @@ class Scheduler:
             should_stop(record.failures, age, policy)
             or retry_at > record.created_at + RETENTION_SECONDS
         ):
+            _log.info("%s attempt %d: %s; no more retries", record.name, number, outcome)
             self.remove(queue, record, now)
             return
+        _log.info("%s attempt %d: %s; retry in %.3fs", record.name, number, outcome, delay)
         record.task.schedule_time.FromMicroseconds(int(retry_at * 1e6))
         queue.schedule(record)
 
