@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,14 +79,14 @@ class Scheduler:
         task_tombstones: Tombstones,
         clock: Clock,
         signer: TokenSigner,
-        task_tombstone_seconds: float,
+        attempt_log_size: int,
     ) -> None:
         self.queues = queues
         self.task_tombstones = task_tombstones
         self.clock = clock
         self.signer = signer
-        self.task_tombstone_seconds = task_tombstone_seconds
-        self.attempts: list[AttemptRecord] = []
+        self.attempts: deque[AttemptRecord] = deque(maxlen=attempt_log_size)
+        """The most recent attempts, oldest first."""
         self.dispatcher = HttpDispatcher()
         self.in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -232,7 +233,7 @@ class Scheduler:
         the task tombstone period."""
         queue.unschedule(record)
         queue.tasks.pop(record.name, None)
-        self.task_tombstones.add(record.name, now + self.task_tombstone_seconds)
+        self.task_tombstones.add(record.name, now)
 
     # --- lifecycle -------------------------------------------------------------------------
 
