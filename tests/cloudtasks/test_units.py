@@ -7,6 +7,7 @@ import pytest
 from emulators.cloudtasks.backoff import RetryPolicy, retry_delay, should_stop
 from emulators.cloudtasks.ratelimit import TokenBucket, derived_burst
 from emulators.cloudtasks.store import Tombstones
+from emulators.cloudtasks.tokens import TokenSigner
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +70,14 @@ def test_tombstones_expire_and_are_swept() -> None:
     assert len(tombstones) == 2
     tombstones.add("b", now=12)
     assert tombstones.holds("b", now=21)
+
+
+def test_id_tokens_are_reused_until_near_expiry() -> None:
+    """The same account and audience get the same token until 5 minutes before it expires;
+    another audience gets its own."""
+    signer = TokenSigner("http://127.0.0.1:1")
+    first = signer.id_token("a@b.c", "http://x/hook", now=1000.0)
+    assert signer.id_token("a@b.c", "http://x/hook", now=1000.0 + 3000) == first
+    assert signer.id_token("a@b.c", "http://x/other", now=1000.0) != first
+    renewed = signer.id_token("a@b.c", "http://x/hook", now=1000.0 + 3301)
+    assert renewed != first
