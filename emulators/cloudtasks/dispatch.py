@@ -38,9 +38,7 @@ class AttemptContext:
     """HTTP status of the previous attempt (None when it got no response)."""
 
 
-def dispatch_headers(
-    request: Any, context: AttemptContext, signer: TokenSigner, now: float
-) -> dict[str, str]:
+def dispatch_headers(request: Any, context: AttemptContext, signer: TokenSigner) -> dict[str, str]:
     """The task's stored headers (minus those Cloud Tasks computes or reserves), the
     X-CloudTasks-* headers, the forced User-Agent and, for ``oidc_token``/``oauth_token``, an
     Authorization header that replaces the user's. No Content-Type is ever added."""
@@ -63,7 +61,7 @@ def dispatch_headers(
         if context.previous_response is not None:
             headers["X-CloudTasks-TaskPreviousResponse"] = str(context.previous_response)
         headers["X-CloudTasks-TaskRetryReason"] = ""
-    token = _authorization(request, signer, now)
+    token = _authorization(request, signer)
     if token is not None:
         for key in [k for k in headers if k.lower() == "authorization"]:
             del headers[key]
@@ -71,17 +69,15 @@ def dispatch_headers(
     return headers
 
 
-def _authorization(request: Any, signer: TokenSigner, now: float) -> str | None:
+def _authorization(request: Any, signer: TokenSigner) -> str | None:
     if request.HasField("oidc_token"):
         oidc = request.oidc_token
-        return signer.id_token(oidc.service_account_email, oidc.audience or request.url, now)
+        return signer.id_token(oidc.service_account_email, oidc.audience or request.url)
     if request.HasField("oauth_token"):
         # Production sends a Google OAuth access token; locally an emulator-signed JWT whose
         # audience is the scope stands in for it (nothing local can mint a real one).
         oauth = request.oauth_token
-        return signer.id_token(
-            oauth.service_account_email, oauth.scope or _OAUTH_DEFAULT_SCOPE, now
-        )
+        return signer.id_token(oauth.service_account_email, oauth.scope or _OAUTH_DEFAULT_SCOPE)
     return None
 
 

@@ -148,7 +148,7 @@ class Scheduler:
             execution_count=record.executions,
             previous_response=record.previous_response,
         )
-        headers = dispatch_headers(task.http_request, context, self.signer, now)
+        headers = dispatch_headers(task.http_request, context, self.signer)
         queue.in_flight += 1
         attempt = asyncio.get_running_loop().create_task(
             self._attempt(queue, record, headers, now, task.dispatch_count, run_task)

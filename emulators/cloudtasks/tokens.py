@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 import jwt
@@ -35,13 +36,17 @@ class TokenSigner:
         self._cache: dict[tuple[str, str], tuple[str, float, float]] = {}
         """(account, audience) -> (token, expiry, issue time)."""
 
-    def id_token(self, service_account_email: str, audience: str, now: float) -> str:
+    def id_token(self, service_account_email: str, audience: str, now: float | None = None) -> str:
         """An ID token as Cloud Tasks sends for ``oidc_token``: the service account is the
         subject and email, ``audience`` is the configured one or the task's URL.
+
+        Its times are wall-clock (``now`` defaults to ``time.time()``) even when the emulator
+        runs on a fake clock: handlers check ``iat`` and ``exp`` against their own clock.
 
         A token is reused for the same account and audience until it has less than
         :data:`REUSE_MARGIN_SECONDS` left: an RS256 signature costs about 1.1 ms here, which
         would otherwise take half a core at 500 dispatches/s."""
+        now = time.time() if now is None else now
         key = (service_account_email, audience)
         cached = self._cache.get(key)
         if cached is not None and cached[1] - now > REUSE_MARGIN_SECONDS and cached[2] <= now:

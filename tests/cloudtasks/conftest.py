@@ -14,9 +14,8 @@ from google.cloud import tasks_v2
 
 from caplab.topology import LOCAL_PROJECT
 from emulators.cloudtasks import CloudTasksEmulator, FakeClock, ServiceConfig, TaskLimits
+from emulators.cloudtasks.target import RecordingTarget
 from services.shared.clients import build_tasks_client
-
-from .target import RecordingTarget
 
 PARENT = f"projects/{LOCAL_PROJECT}/locations/us-central1"
 

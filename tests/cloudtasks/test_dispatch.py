@@ -10,9 +10,9 @@ import pytest
 from google.cloud import tasks_v2
 
 from emulators.cloudtasks import CloudTasksEmulator
+from emulators.cloudtasks.target import RecordingTarget
 
 from .conftest import http_task, make_queue
-from .target import RecordingTarget
 
 pytestmark = pytest.mark.integration
 

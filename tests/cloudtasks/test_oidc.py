@@ -9,9 +9,9 @@ import pytest
 from google.cloud import tasks_v2
 
 from emulators.cloudtasks import CloudTasksEmulator
+from emulators.cloudtasks.target import RecordingTarget
 
 from .conftest import http_task, make_queue
-from .target import RecordingTarget
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,9 @@ def test_token_verifies_with_the_url_as_default_audience(
     target: RecordingTarget,
 ) -> None:
     """Without an audience the token's audience is the task URL; it verifies against the
-    JWKS and names the service account; the user's Authorization header is replaced."""
+    JWKS and names the service account; the user's Authorization header is replaced. Token
+    times are wall-clock even after the fake clock has run two hours ahead."""
+    fake_emulator.advance(7200)
     token, url = _token_sent(
         fake_emulator, fake_client, target, tasks_v2.OidcToken(service_account_email=ACCOUNT)
     )
