@@ -95,7 +95,10 @@ class HttpDispatcher:
 
     def __init__(self) -> None:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=False),
+            # Idle connections are dropped after 1.5 s, before common servers drop them
+            # (gunicorn 2 s, uvicorn and Node 5 s): reusing one the server is closing would
+            # fail an attempt the target never saw.
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=1.5),
             timeout=aiohttp.ClientTimeout(total=None),
             skip_auto_headers=("Content-Type",),
             auto_decompress=False,
