@@ -18,7 +18,7 @@ from google.protobuf import field_mask_pb2
 from emulators.cloudtasks import CloudTasksEmulator
 from emulators.cloudtasks import messages as pb
 
-from .conftest import PARENT, http_task, make_queue, unique
+from .helpers import PARENT, http_task, make_queue, unique
 
 pytestmark = pytest.mark.integration
 

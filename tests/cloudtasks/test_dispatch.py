@@ -12,7 +12,7 @@ from google.cloud import tasks_v2
 from emulators.cloudtasks import CloudTasksEmulator
 from emulators.cloudtasks.target import RecordingTarget
 
-from .conftest import http_task, make_queue
+from .helpers import http_task, make_queue
 
 pytestmark = pytest.mark.integration
 
