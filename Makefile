@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-unit demo up down status lint bench-up bench-tasks clean
+.PHONY: test test-unit demo up down status lint bench-up clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,7 @@ bench-up: $(STAMP)
 	$(BIN)/python -m loadtest.bench_up
 
 ## bench-tasks: Cloud Tasks emulator dispatch throughput and backoff timing error
+.PHONY: bench-tasks
 bench-tasks: $(STAMP)
 	$(BIN)/python -m loadtest.bench_tasks
 
