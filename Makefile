@@ -40,5 +40,10 @@ lint: $(STAMP)
 bench-up: $(STAMP)
 	$(BIN)/python -m loadtest.bench_up
 
+## bench-tasks: Cloud Tasks emulator dispatch throughput and backoff timing error
+.PHONY: bench-tasks
+bench-tasks: $(STAMP)
+	$(BIN)/python -m loadtest.bench_tasks
+
 clean:
 	rm -rf $(VENV) .caplab .pytest_cache .ruff_cache
