@@ -46,9 +46,9 @@ def free_ports() -> dict[str, int]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, clean_environ: None) -> Iterator[
-    manager.StackConfig
-]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, clean_environ: None
+) -> Iterator[manager.StackConfig]:
     home: Path = tmp_path_factory.mktemp("caplab-home")
     environ = dict(os.environ, CAPLAB_HOME=str(home))
     config = manager.StackConfig.from_environ(environ, port_overrides=free_ports())
