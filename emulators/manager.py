@@ -334,6 +334,11 @@ def _check_ports(config: StackConfig, specs: list[EmulatorSpec]) -> None:
                 raise PortInUseError(number, port.purpose, f"{port.flag} or {port.env}")
 
 
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+"""Emulators this process spawned, kept referenced while they run: a dropped ``Popen`` of a
+live child warns (ResourceWarning) when collected, which the test suite treats as an error."""
+
+
 def _spawn(config: StackConfig, spec: EmulatorSpec) -> subprocess.Popen[bytes]:
     from emulators.specs import Launch
 
@@ -349,6 +354,7 @@ def _spawn(config: StackConfig, spec: EmulatorSpec) -> subprocess.Popen[bytes]:
             start_new_session=True,
             env=dict(config.environ),
         )
+    _CHILDREN[process.pid] = process
     stat = _proc_stat(process.pid)
     EmulatorState(
         name=spec.name,
@@ -419,6 +425,9 @@ def _stop(config: StackConfig, spec: EmulatorSpec, state: EmulatorState, grace: 
                 _reap_group(state.pgid)
                 time.sleep(0.05)
         _reap_group(state.pgid)
+    child = _CHILDREN.pop(state.pid, None)
+    if child is not None:
+        child.wait(timeout=grace)  # already reaped above: this only records its exit
     deadline = time.monotonic() + grace
     while any(_accepts(state.host, p) for p in state.ports.values()):
         if time.monotonic() > deadline:
