@@ -236,7 +236,7 @@ TOPOLOGY = Topology(
             ),
         ),
     ),
-    services={"ledger": 8081, "activity": 8082, "notifier": 8083, "sink": 8089},
+    services={"ledger": 8081, "activity": 8082, "notifier": 8083, "relay": 8084, "sink": 8089},
 )
 
 

@@ -20,6 +20,8 @@ import pytest
 from emulators import manager
 from emulators.specs import EMULATORS
 
+pytest_plugins = ["tests.fixtures.services"]
+
 _SCRUBBED = re.compile(r"^(.*_EMULATOR_HOST|GOOGLE_.*|CAPLAB_.*)$")
 
 
