@@ -20,9 +20,11 @@ from fastapi.responses import JSONResponse
 
 from caplab.topology import TOPOLOGY
 from services.activity import projection, rowkey
+from services.shared.app import create_app as create_service_app
 from services.shared.clients import ClientFactory
 from services.shared.events import TransferCommitted
-from services.shared.pubsub_push import DeadLetters, PushAuth, PushMessage, consume, problem
+from services.shared.problems import invalid_field
+from services.shared.pubsub_push import DeadLetters, PushAuth, PushMessage, consume
 from services.shared.settings import GcpSettings, config_from
 
 SUBSCRIPTION = TOPOLOGY.subscription("activity-projector")
@@ -49,13 +51,17 @@ class ActivitySettings:
 def create_app(settings: ActivitySettings | None = None) -> FastAPI:
     settings = settings or ActivitySettings.from_environ()
     clients = ClientFactory(settings.gcp)
-    app = FastAPI(title="caplab activity")
     dead_letters = DeadLetters(clients.publisher, settings.gcp)
     writer = clients.bigtable_table(projection.TABLE)
     readers = {
         name: clients.bigtable_table(projection.TABLE, app_profile_id=profile)
         for name, profile in TOPOLOGY.bigtable.app_profiles.items()
     }
+    app = create_service_app(
+        "caplab activity",
+        project=settings.gcp.project,
+        readiness=lambda: list(writer.read_rows(limit=1)),
+    )
 
     async def project(event: TransferCommitted, message: PushMessage) -> None:
         await asyncio.to_thread(projection.project, writer, event)
@@ -76,12 +82,8 @@ def create_app(settings: ActivitySettings | None = None) -> FastAPI:
                 projection.read_feed, readers[consistency], account, limit, page_token
             )
         except rowkey.InvalidKeyPart as error:
-            field = "page_token" if page_token and "page_token" in str(error) else "account"
-            return problem(400, "Invalid request", str(error), field=field)
+            field = "query.page_token" if "page_token" in str(error) else "path.account"
+            raise invalid_field(field, str(error)) from error
         return JSONResponse(page.as_json())
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app

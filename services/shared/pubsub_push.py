@@ -13,6 +13,7 @@ A push handler built with :func:`consume` answers:
   that whole time. If the dead-letter publish itself fails the answer is 503, so nothing is
   lost. The dead-lettered copy keeps data and attributes and adds ``dead_letter_reason``,
   ``source_subscription`` and ``source_message_id``.
+- **400** (problem+json) when the body is not a push envelope at all;
 - **401** when push authentication is configured and the request's OIDC token is missing or
   not from the expected service account for the expected audience.
 
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request, Response
 
 from services.shared.events import TransferCommitted, UndecodableEvent
+from services.shared.problems import Problem
 
 if TYPE_CHECKING:
     from google.cloud import pubsub_v1
@@ -146,7 +148,7 @@ async def consume(
     try:
         message = PushMessage.from_envelope(body)
     except InvalidEnvelope as error:
-        return problem(400, "Not a Pub/Sub push envelope", str(error))
+        raise Problem(400, "invalid-push-envelope", str(error), field="body") from error
     try:
         event = TransferCommitted.from_json(message.data)
     except UndecodableEvent as error:
@@ -163,14 +165,3 @@ async def consume(
         log.warning("effect of event %s failed, redelivery expected: %r", event.event_id, error)
         return Response(status_code=503)
     return Response(status_code=204)
-
-
-def problem(status: int, title: str, detail: str, **extra: object) -> Response:
-    """An RFC 9457 ``application/problem+json`` response."""
-    return Response(
-        content=json.dumps(
-            {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-        ),
-        status_code=status,
-        media_type="application/problem+json",
-    )

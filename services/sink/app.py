@@ -25,6 +25,9 @@ from dataclasses import asdict, dataclass, field
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, Field
 
+from caplab.topology import LOCAL_PROJECT
+from services.shared.app import create_app as create_service_app
+
 EVENT_ID_HEADER = "Webhook-Id"
 _RECORDED_HEADERS = (
     EVENT_ID_HEADER,
@@ -71,7 +74,7 @@ class Hook:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="caplab webhook sink")
+    app = create_service_app("caplab webhook sink", project=LOCAL_PROJECT)
     hooks: dict[str, Hook] = {}
 
     def hook_named(name: str) -> Hook:
@@ -122,9 +125,5 @@ def create_app() -> FastAPI:
     async def control(name: str, faults: Faults) -> dict[str, object]:
         hook_named(name).faults = faults
         return faults.model_dump()
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app
