@@ -41,10 +41,7 @@ class ActivitySettings:
         config = config_from(environ)
         return cls(
             gcp=GcpSettings.from_config(config),
-            push_auth=PushAuth(
-                audience=config("CAPLAB_PUSH_AUDIENCE", default=None),
-                service_account=config("CAPLAB_PUSH_SERVICE_ACCOUNT", default=None),
-            ),
+            push_auth=PushAuth.from_config(config, "CAPLAB_PUSH"),
         )
 
 

@@ -41,12 +41,14 @@ from services.shared.problems import Problem
 
 if TYPE_CHECKING:
     from google.cloud import pubsub_v1
+    from starlette.config import Config
 
     from caplab.topology import PushSubscription
     from services.shared.settings import GcpSettings
 
 log = logging.getLogger(__name__)
 _PUBLISH_TIMEOUT = 10.0
+_GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 
 
 class InvalidEnvelope(ValueError):
@@ -83,10 +85,24 @@ class PushMessage:
 
 @dataclass(frozen=True)
 class PushAuth:
-    """Verifies the push request's OIDC token when ``audience`` is set (in the cloud)."""
+    """Verifies a request's OIDC token (Pub/Sub push, Cloud Tasks dispatch) when ``audience``
+    is set, as it is in the cloud: signature against ``certs_url``, audience, verified email of
+    the expected service account."""
+
+    @classmethod
+    def from_config(cls, config: Config, prefix: str) -> PushAuth:
+        """From ``<prefix>_AUDIENCE``, ``<prefix>_SERVICE_ACCOUNT`` and
+        ``CAPLAB_OIDC_CERTS_URL``."""
+        return cls(
+            audience=config(f"{prefix}_AUDIENCE", default=None),
+            service_account=config(f"{prefix}_SERVICE_ACCOUNT", default=None),
+            certs_url=config("CAPLAB_OIDC_CERTS_URL", default=None),
+        )
 
     audience: str | None = None
     service_account: str | None = None
+    certs_url: str | None = None
+    """Where the signing keys are published; Google's by default."""
 
     def verify(self, authorization: str | None) -> bool:
         if self.audience is None:
@@ -97,11 +113,17 @@ class PushAuth:
         from google.auth.transport import requests as google_requests
         from google.oauth2 import id_token
 
+        token = authorization.removeprefix("Bearer ")
         try:
-            claims = id_token.verify_oauth2_token(
-                authorization.removeprefix("Bearer "), google_requests.Request(), self.audience
-            )
+            if self.certs_url is None:
+                claims = id_token.verify_token(token, google_requests.Request(), self.audience)
+            else:
+                claims = id_token.verify_token(
+                    token, google_requests.Request(), self.audience, certs_url=self.certs_url
+                )
         except (GoogleAuthError, ValueError):
+            return False
+        if self.certs_url is None and claims.get("iss") not in _GOOGLE_ISSUERS:
             return False
         return bool(claims.get("email_verified")) and (
             self.service_account is None or claims.get("email") == self.service_account
