@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import time
 from typing import Any
 
@@ -58,6 +59,10 @@ def _ports(overrides: list[str]) -> dict[str, int]:
     return ports
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _serve(args: argparse.Namespace) -> int:
     from emulators import bootstrap
 
@@ -74,6 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
     urls = dict(local_service_urls(), **{n: f"http://127.0.0.1:{p}" for n, p in ports.items()})
     with manager.exported(environ):
         bootstrap.ensure_pubsub(urls)  # push endpoints follow the ports chosen here
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM as on Ctrl-C
     running: list[launcher.RunningService] = []
     try:
         for name in names:

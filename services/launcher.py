@@ -64,9 +64,9 @@ def start(
     return RunningService(name, port, process, log_path)
 
 
-def wait_ready(service: RunningService, timeout: float = 30.0) -> float:
-    """Poll ``/readyz`` until it answers 200; seconds waited. Raises with the log's tail if
-    the process exits or the deadline passes."""
+def wait_ready(service: RunningService, timeout: float = 30.0, path: str = "/readyz") -> float:
+    """Poll ``path`` (``/readyz``) until it answers 200; seconds waited. Raises with the
+    log's tail if the process exits or the deadline passes."""
     started = time.monotonic()
     last = "no answer"
     with httpx.Client(timeout=2.0) as client:
@@ -77,7 +77,7 @@ def wait_ready(service: RunningService, timeout: float = 30.0) -> float:
                     f"\n{service.log_tail()}"
                 )
             try:
-                response = client.get(service.url + "/readyz")
+                response = client.get(service.url + path)
                 if response.status_code == 200:
                     return time.monotonic() - started
                 last = f"{response.status_code} {response.text[:200]}"

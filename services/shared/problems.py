@@ -76,3 +76,26 @@ def unavailable(detail: str, retry_after_seconds: int = 1) -> Problem:
         detail,
         headers={"Retry-After": str(retry_after_seconds)},
     )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting problem+json answers for ``statuses``."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "field": {"type": "string"},
+        },
+        "required": ["type", "title", "status", "detail"],
+    }
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}},
+        }
+        for status in statuses
+    }
