@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from caplab.topology import TOPOLOGY
 from services.activity import rowkey
-from services.shared.events import TransferCommitted, format_rfc3339, parse_rfc3339
+from services.shared.events import TransferCommitted
+from services.shared.timestamps import parse_rfc3339, rfc3339
 
 if TYPE_CHECKING:
     from google.cloud.bigtable.row import PartialRowData
@@ -47,7 +48,7 @@ class ActivityItem:
             "transfer_id": self.transfer_id,
             "counterparty": self.counterparty,
             "amount_cents": self.amount_cents,
-            "committed_at": format_rfc3339(self.committed_at),
+            "committed_at": rfc3339(self.committed_at),
             "event_id": self.event_id,
         }
 
@@ -64,7 +65,7 @@ class ActivityPage:
             "items": [item.as_json() for item in self.items],
             "next_page_token": self.next_page_token,
             "projected_through": (
-                format_rfc3339(self.projected_through) if self.projected_through else None
+                rfc3339(self.projected_through) if self.projected_through else None
             ),
         }
 
@@ -86,7 +87,7 @@ def project(table: Table, event: TransferCommitted) -> None:
             "transfer_id": event.transfer_id,
             "counterparty": counterparty,
             "amount_cents": str(amount),
-            "committed_at": format_rfc3339(event.committed_at),
+            "committed_at": rfc3339(event.committed_at),
             "event_id": event.event_id,
         }
         for column, value in cells.items():

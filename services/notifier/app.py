@@ -36,6 +36,7 @@ from services.notifier import delivery, webhooks
 from services.shared.app import create_app as create_service_app
 from services.shared.clients import ClientFactory
 from services.shared.events import TransferCommitted
+from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth
 from services.shared.problems import Problem
 from services.shared.pubsub_push import DeadLetters, PushAuth, PushMessage, consume
 from services.shared.resilience import (
@@ -56,7 +57,7 @@ class NotifierSettings:
     gcp: GcpSettings
     push_auth: PushAuth
     task_invoker_auth: PushAuth
-    task_auth: delivery.TaskAuth
+    task_auth: TaskAuth
     self_url: str | None
     webhook_policy: DownstreamPolicy
 
@@ -67,7 +68,7 @@ class NotifierSettings:
             gcp=GcpSettings.from_config(config),
             push_auth=PushAuth.from_config(config, "CAPLAB_PUSH"),
             task_invoker_auth=PushAuth.from_config(config, "CAPLAB_TASKS_INVOKER"),
-            task_auth=delivery.TaskAuth(
+            task_auth=TaskAuth(
                 service_account=config("CAPLAB_TASKS_SERVICE_ACCOUNT", default=None),
                 audience=config("CAPLAB_TASKS_AUDIENCE", default=None),
             ),
@@ -156,7 +157,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             return _answer(503, item, "circuit-open", headers={"Retry-After": retry_after})
         except BulkheadFullError:
             return _answer(429, item, "bulkhead-full")
-        except (delivery.WebhookRejected, httpx.HTTPError, TimeoutError) as error:
+        except OUTBOUND_ERRORS as error:
             log.warning("delivery %s attempt %s failed: %r", item.event_id, attempt, error)
             return _answer(502, item, f"webhook-failed: {error!r}")
         return _answer(200, item, "delivered" if status < 300 else f"refused-{status}")

@@ -15,27 +15,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+
+from services.shared.timestamps import parse_rfc3339, rfc3339
 
 TRANSFER_COMMITTED = "transfer.committed"
 
 
 class UndecodableEvent(ValueError):
     """The payload is not a ``transfer.committed`` event (the message is poison)."""
-
-
-def parse_rfc3339(value: str) -> datetime:
-    """An RFC 3339 timestamp (``Z`` or an offset, any fraction digits) as an aware UTC
-    datetime."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp without a time zone: {value!r}")
-    return parsed.astimezone(UTC)
-
-
-def format_rfc3339(moment: datetime) -> str:
-    """Microsecond RFC 3339 in UTC with a ``Z`` suffix."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -84,7 +72,7 @@ class TransferCommitted:
                 "from": self.from_account,
                 "to": self.to_account,
                 "amount_cents": self.amount_cents,
-                "committed_at": format_rfc3339(self.committed_at),
+                "committed_at": rfc3339(self.committed_at),
                 "from_version": self.from_version,
                 "to_version": self.to_version,
             },
@@ -95,7 +83,7 @@ class TransferCommitted:
         return {
             "event_id": self.event_id,
             "event_type": TRANSFER_COMMITTED,
-            "committed_at": format_rfc3339(self.committed_at),
+            "committed_at": rfc3339(self.committed_at),
         }
 
 

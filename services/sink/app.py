@@ -27,8 +27,9 @@ from pydantic import BaseModel, Field
 
 from caplab.topology import LOCAL_PROJECT
 from services.shared.app import create_app as create_service_app
+from services.shared.outbound import IDEMPOTENCY_HEADER
 
-EVENT_ID_HEADER = "Webhook-Id"
+EVENT_ID_HEADER = IDEMPOTENCY_HEADER
 _RECORDED_HEADERS = (
     EVENT_ID_HEADER,
     "X-CloudTasks-TaskName",

@@ -12,14 +12,15 @@ import pytest
 from caplab.topology import TOPOLOGY
 from services import launcher
 from tests.fixtures.fanout import DeadLetterReader, EventPublisher, eventually, unique
-from tests.fixtures.services import ServiceRunner
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def activity(services: ServiceRunner) -> launcher.RunningService:
-    return services.start("activity")
+def activity(
+    fanout_service: Callable[[str], launcher.RunningService],
+) -> launcher.RunningService:
+    return fanout_service("activity")
 
 
 def _feed(activity: launcher.RunningService, account: str, **params: object) -> dict:

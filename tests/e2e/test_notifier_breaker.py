@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -22,8 +23,10 @@ RESET_SECONDS = 1.0
 
 
 @pytest.fixture(scope="module")
-def sink(services: ServiceRunner) -> launcher.RunningService:
-    return services.start("sink")
+def sink(
+    fanout_service: Callable[[str], launcher.RunningService],
+) -> launcher.RunningService:
+    return fanout_service("sink")
 
 
 def _task(hook_url: str) -> bytes:

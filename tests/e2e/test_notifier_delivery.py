@@ -3,12 +3,13 @@ sink failing some requests, every event's effect reaches it exactly once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 
 from services import launcher
 from tests.fixtures.fanout import EventPublisher, eventually, unique
-from tests.fixtures.services import ServiceRunner
 
 pytestmark = pytest.mark.e2e
 
@@ -17,13 +18,17 @@ FAILURES = 3
 
 
 @pytest.fixture(scope="module")
-def sink(services: ServiceRunner) -> launcher.RunningService:
-    return services.start("sink")
+def sink(
+    fanout_service: Callable[[str], launcher.RunningService],
+) -> launcher.RunningService:
+    return fanout_service("sink")
 
 
 @pytest.fixture(scope="module")
-def notifier(services: ServiceRunner) -> launcher.RunningService:
-    return services.start("notifier")
+def notifier(
+    fanout_service: Callable[[str], launcher.RunningService],
+) -> launcher.RunningService:
+    return fanout_service("notifier")
 
 
 def test_each_event_reaches_the_webhook_once_despite_failures_and_duplicates(
