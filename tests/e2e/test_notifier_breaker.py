@@ -75,11 +75,11 @@ def test_breaker_opens_fails_fast_and_closes_after_recovery(
 
 
 def test_webhook_registration_round_trips_and_rejects_bad_urls(
-    services: ServiceRunner,
+    fanout_service: Callable[[str], launcher.RunningService],
 ) -> None:
     """A registered URL reads back; a malformed one is 422 naming body.url; a removed one is
     404."""
-    notifier = services.start("notifier")
+    notifier = fanout_service("notifier")
     account = unique("acct")
     url = f"{notifier.url}/v1/accounts/{account}/webhook"
     assert httpx.put(url, json={"url": "http://127.0.0.1:1/hooks/x"}).status_code == 200
