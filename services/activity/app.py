@@ -23,8 +23,9 @@ from services.activity import projection, rowkey
 from services.shared.app import create_app as create_service_app
 from services.shared.clients import ClientFactory
 from services.shared.events import TransferCommitted
+from services.shared.oidc import OidcVerifier
 from services.shared.problems import invalid_field
-from services.shared.pubsub_push import DeadLetters, PushAuth, PushMessage, consume
+from services.shared.pubsub_push import DeadLetters, PushMessage, consume
 from services.shared.settings import GcpSettings, config_from
 
 SUBSCRIPTION = TOPOLOGY.subscription("activity-projector")
@@ -34,14 +35,14 @@ Consistency = Literal["eventual", "read-your-writes"]
 @dataclass(frozen=True)
 class ActivitySettings:
     gcp: GcpSettings
-    push_auth: PushAuth
+    push_auth: OidcVerifier
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> ActivitySettings:
         config = config_from(environ)
         return cls(
             gcp=GcpSettings.from_config(config),
-            push_auth=PushAuth.from_config(config, "CAPLAB_PUSH"),
+            push_auth=OidcVerifier.from_config(config, "CAPLAB_PUSH"),
         )
 
 

@@ -36,9 +36,10 @@ from services.notifier import delivery, webhooks
 from services.shared.app import create_app as create_service_app
 from services.shared.clients import ClientFactory
 from services.shared.events import TransferCommitted
+from services.shared.oidc import OidcVerifier
 from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth
 from services.shared.problems import Problem
-from services.shared.pubsub_push import DeadLetters, PushAuth, PushMessage, consume
+from services.shared.pubsub_push import DeadLetters, PushMessage, consume
 from services.shared.resilience import (
     BulkheadFullError,
     CircuitOpenError,
@@ -55,8 +56,8 @@ QUEUE = TOPOLOGY.queue("webhooks")
 @dataclass(frozen=True)
 class NotifierSettings:
     gcp: GcpSettings
-    push_auth: PushAuth
-    task_invoker_auth: PushAuth
+    push_auth: OidcVerifier
+    task_invoker_auth: OidcVerifier
     task_auth: TaskAuth
     self_url: str | None
     webhook_policy: DownstreamPolicy
@@ -66,8 +67,8 @@ class NotifierSettings:
         config = config_from(environ)
         return cls(
             gcp=GcpSettings.from_config(config),
-            push_auth=PushAuth.from_config(config, "CAPLAB_PUSH"),
-            task_invoker_auth=PushAuth.from_config(config, "CAPLAB_TASKS_INVOKER"),
+            push_auth=OidcVerifier.from_config(config, "CAPLAB_PUSH"),
+            task_invoker_auth=OidcVerifier.from_config(config, "CAPLAB_TASKS_INVOKER"),
             task_auth=TaskAuth(
                 service_account=config("CAPLAB_TASKS_SERVICE_ACCOUNT", default=None),
                 audience=config("CAPLAB_TASKS_AUDIENCE", default=None),

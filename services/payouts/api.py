@@ -34,9 +34,9 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 from caplab.topology import TOPOLOGY
 from services.payouts.saga import Payout, PayoutState, PayoutStore
 from services.shared.clients import ClientFactory
+from services.shared.oidc import OidcVerifier
 from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth, create_http_task, post_json
 from services.shared.problems import Problem
-from services.shared.pubsub_push import PushAuth
 from services.shared.resilience import DownstreamPolicy, Downstreams, ResilienceError
 from services.shared.settings import config_from
 from services.shared.timestamps import rfc3339
@@ -52,7 +52,7 @@ class PayoutSettings:
     self_url: str | None
     """The ledger's own base URL for task targets (Cloud Run URL); else the request's."""
     task_auth: TaskAuth
-    task_invoker_auth: PushAuth
+    task_invoker_auth: OidcVerifier
     bank_policy: DownstreamPolicy
 
     @classmethod
@@ -64,7 +64,7 @@ class PayoutSettings:
                 service_account=config("CAPLAB_TASKS_SERVICE_ACCOUNT", default=None),
                 audience=config("CAPLAB_TASKS_AUDIENCE", default=None),
             ),
-            task_invoker_auth=PushAuth.from_config(config, "CAPLAB_TASKS_INVOKER"),
+            task_invoker_auth=OidcVerifier.from_config(config, "CAPLAB_TASKS_INVOKER"),
             bank_policy=DownstreamPolicy(
                 failure_threshold=config("CAPLAB_BANK_FAILURE_THRESHOLD", cast=int, default=5),
                 reset_timeout=config("CAPLAB_BANK_RESET_TIMEOUT", cast=float, default=5.0),

@@ -19,8 +19,9 @@ A push handler built with :func:`consume` answers:
 
 Production vs the emulator: Pub/Sub signs each push with an OIDC token of the subscription's
 service account and sends ``deliveryAttempt`` when a dead-letter policy is set. The emulator
-sends neither (shared/research/emulators.md): locally :class:`PushAuth` is built without an
-audience and verifies nothing, and ``delivery_attempt`` is ``None``.
+sends neither (shared/research/emulators.md): locally the
+:class:`~services.shared.oidc.OidcVerifier` has no audience and verifies nothing, and
+``delivery_attempt`` is ``None``.
 """
 
 from __future__ import annotations
@@ -37,18 +38,17 @@ from typing import TYPE_CHECKING
 from fastapi import Request, Response
 
 from services.shared.events import TransferCommitted, UndecodableEvent
+from services.shared.oidc import OidcVerifier
 from services.shared.problems import Problem
 
 if TYPE_CHECKING:
     from google.cloud import pubsub_v1
-    from starlette.config import Config
 
     from caplab.topology import PushSubscription
     from services.shared.settings import GcpSettings
 
 log = logging.getLogger(__name__)
 _PUBLISH_TIMEOUT = 10.0
-_GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 
 
 class InvalidEnvelope(ValueError):
@@ -83,53 +83,6 @@ class PushMessage:
             raise InvalidEnvelope(f"not a Pub/Sub push envelope: {error}") from error
 
 
-@dataclass(frozen=True)
-class PushAuth:
-    """Verifies a request's OIDC token (Pub/Sub push, Cloud Tasks dispatch) when ``audience``
-    is set, as it is in the cloud: signature against ``certs_url``, audience, verified email of
-    the expected service account."""
-
-    @classmethod
-    def from_config(cls, config: Config, prefix: str) -> PushAuth:
-        """From ``<prefix>_AUDIENCE``, ``<prefix>_SERVICE_ACCOUNT`` and
-        ``CAPLAB_OIDC_CERTS_URL``."""
-        return cls(
-            audience=config(f"{prefix}_AUDIENCE", default=None),
-            service_account=config(f"{prefix}_SERVICE_ACCOUNT", default=None),
-            certs_url=config("CAPLAB_OIDC_CERTS_URL", default=None),
-        )
-
-    audience: str | None = None
-    service_account: str | None = None
-    certs_url: str | None = None
-    """Where the signing keys are published; Google's by default."""
-
-    def verify(self, authorization: str | None) -> bool:
-        if self.audience is None:
-            return True
-        if not authorization or not authorization.startswith("Bearer "):
-            return False
-        from google.auth.exceptions import GoogleAuthError
-        from google.auth.transport import requests as google_requests
-        from google.oauth2 import id_token
-
-        token = authorization.removeprefix("Bearer ")
-        try:
-            if self.certs_url is None:
-                claims = id_token.verify_token(token, google_requests.Request(), self.audience)
-            else:
-                claims = id_token.verify_token(
-                    token, google_requests.Request(), self.audience, certs_url=self.certs_url
-                )
-        except (GoogleAuthError, ValueError):
-            return False
-        if self.certs_url is None and claims.get("iss") not in _GOOGLE_ISSUERS:
-            return False
-        return bool(claims.get("email_verified")) and (
-            self.service_account is None or claims.get("email") == self.service_account
-        )
-
-
 @dataclass
 class DeadLetters:
     """Publishes poison messages to a subscription's dead-letter topic."""
@@ -158,7 +111,7 @@ Effect = Callable[[TransferCommitted, PushMessage], Awaitable[None]]
 async def consume(
     request: Request,
     subscription: PushSubscription,
-    auth: PushAuth,
+    auth: OidcVerifier,
     dead_letters: DeadLetters,
     effect: Effect,
 ) -> Response:

@@ -1,6 +1,7 @@
 """The notifier's delivery endpoint as a process, against the webhook sink as a process:
 the breaker opens under sustained failure (and then fails fast without calling the sink),
-and closes again after the receiver recovers; webhook registrations round-trip."""
+and closes again after the receiver recovers; the endpoint verifies the queue's OIDC token;
+webhook registrations round-trip."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from emulators import manager
+from emulators.cloudtasks.tokens import JWKS_PATH
 from services import launcher
 from services.notifier.delivery import DELIVERY_PATH, Delivery
-from tests.fixtures.fanout import unique
+from services.shared.clients import build_tasks_client
+from services.shared.outbound import TaskAuth, create_http_task
+from services.shared.settings import GcpSettings, config_from
+from tests.fixtures.fanout import eventually, unique
 from tests.fixtures.services import ServiceRunner
 
 pytestmark = pytest.mark.e2e
@@ -88,3 +94,47 @@ def test_webhook_registration_round_trips_and_rejects_bad_urls(
     assert (bad.status_code, bad.json()["field"]) == (422, "body.url")
     assert httpx.delete(url).status_code == 204
     assert httpx.get(url).status_code == 404
+
+
+def test_delivery_endpoint_verifies_the_queue_oidc_token(
+    services: ServiceRunner, sink: launcher.RunningService, stack: manager.StackConfig
+) -> None:
+    """Configured as in the cloud (tasks carry an OIDC token of a service account; the
+    endpoint checks signature, issuer, audience and email), a request without a token is 401
+    and a task dispatched by the Cloud Tasks emulator, which signs one, is delivered."""
+    environ = manager.client_environment(stack)
+    issuer = environ["CLOUD_TASKS_OIDC_ISSUER"]
+    account = "notifier-tasks@caplab-local.iam.gserviceaccount.com"
+    audience = "caplab-notifier"
+    extra = {
+        "CAPLAB_TASKS_SERVICE_ACCOUNT": account,
+        "CAPLAB_TASKS_AUDIENCE": audience,
+        "CAPLAB_TASKS_INVOKER_AUDIENCE": audience,
+        "CAPLAB_TASKS_INVOKER_SERVICE_ACCOUNT": account,
+        "CAPLAB_TASKS_INVOKER_ISSUER": issuer,
+        "CAPLAB_TASKS_INVOKER_CERTS_URL": issuer + JWKS_PATH,
+    }
+    hook = unique("hook")
+    with services.restartable("notifier", extra) as notifier, httpx.Client() as http:
+        target = notifier.url + DELIVERY_PATH
+        unsigned = http.post(target, content=_task(f"{sink.url}/hooks/{hook}"))
+        assert unsigned.status_code == 401
+        settings = GcpSettings.from_config(config_from(environ))
+        tasks = build_tasks_client(settings.cloud_tasks_emulator_host)
+        created = create_http_task(
+            tasks,
+            settings.queue_path("webhooks"),
+            unique("oidc"),
+            target,
+            _task(f"{sink.url}/hooks/{hook}"),
+            TaskAuth(service_account=account, audience=audience),
+        )
+        assert created
+
+        def delivered() -> dict | None:
+            summary = http.get(f"{sink.url}/hooks/{hook}").json()
+            return summary if summary["effects"] else None
+
+        summary = eventually(delivered)
+        assert summary["effects"] == 1
+        assert summary["received"] == 1

@@ -12,7 +12,8 @@ import pytest
 
 from services.activity import rowkey
 from services.shared.events import TransferCommitted, UndecodableEvent
-from services.shared.pubsub_push import InvalidEnvelope, PushAuth, PushMessage
+from services.shared.oidc import OidcVerifier
+from services.shared.pubsub_push import InvalidEnvelope, PushMessage
 from services.sink.app import create_app as create_sink
 
 pytestmark = pytest.mark.unit
@@ -103,9 +104,9 @@ def test_push_envelope_parses_and_rejects_non_envelopes() -> None:
 
 def test_push_auth_without_audience_accepts_and_with_one_requires_a_bearer_token() -> None:
     """Locally (no audience) nothing is verified; configured, a missing token is refused."""
-    assert PushAuth().verify(None)
-    assert not PushAuth(audience="https://activity.example").verify(None)
-    assert not PushAuth(audience="https://activity.example").verify("Bearer not-a-jwt")
+    assert OidcVerifier().verify(None)
+    assert not OidcVerifier(audience="https://activity.example").verify(None)
+    assert not OidcVerifier(audience="https://activity.example").verify("Bearer not-a-jwt")
 
 
 async def test_sink_fails_next_n_then_counts_each_event_once() -> None:
