@@ -7,7 +7,8 @@ transfer from a pool of 50 payers to one payee. Two observers poll the payee's f
 rates, so measuring adds no load as lag grows: the newest 10 items every ``--poll-ms``, the
 newest 100 every 250 ms (for transfers that fell behind the first page; those are measured
 with that coarser resolution). Delay = the first poll showing the transfer − its commit
-time; it is overestimated by up to one poll interval plus one read.
+time; it is overestimated by up to one poll interval plus one read. A transfer neither page
+ever showed counts as infinitely late, so the percentiles are upper bounds.
 
 ``--source ledger`` (default): ``POST /v1/transfers`` on the ledger; the commit time is the
 Spanner commit timestamp it answers, and the delay covers the outbox relay (its poll
@@ -48,6 +49,9 @@ projection."""
 FAR_LIMIT = 100
 FAR_EVERY = 0.25
 GIVE_UP_SECONDS = 30.0
+UNSEEN_MICROS = 120_000_000
+"""Recorded for a transfer no poll saw (too late for both pages, or never projected), so
+percentiles stay upper bounds instead of silently dropping the slowest."""
 
 Commit = Callable[[int], Coroutine[None, None, tuple[str, float] | None]]
 """Makes transfer number i; its transfer id and commit time (epoch s), None if refused."""
@@ -73,11 +77,14 @@ async def _observe(
 
 def _ledger_commit(http: httpx.AsyncClient, ledger: str, payers: list[str], payee: str) -> Commit:
     async def commit(index: int) -> tuple[str, float] | None:
-        response = await http.post(
-            f"{ledger}/v1/transfers",
-            json={"from": payers[index % len(payers)], "to": payee, "amount_cents": 1},
-            headers={"Idempotency-Key": str(uuid.uuid4())},
-        )
+        try:
+            response = await http.post(
+                f"{ledger}/v1/transfers",
+                json={"from": payers[index % len(payers)], "to": payee, "amount_cents": 1},
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+            )
+        except httpx.HTTPError:
+            return None
         if response.status_code != 201:
             return None
         body = response.json()
@@ -140,10 +147,12 @@ async def _load(
             await asyncio.sleep(0.1)
         finished.set()
         await asyncio.gather(*observers)
-    histogram = HdrHistogram(1, 120_000_000, 3)
+    histogram = HdrHistogram(1, UNSEEN_MICROS, 3)
     for transfer_id, at in committed.items():
         if transfer_id in first_seen:
             histogram.record_value(max(1, int((first_seen[transfer_id] - at) * 1_000_000)))
+        else:  # censored: counted as later than anything measured
+            histogram.record_value(UNSEEN_MICROS)
     never = len(committed.keys() - first_seen.keys())
     return histogram, total, len(committed), never
 
@@ -216,11 +225,11 @@ def main() -> None:
     print(f"activity read model: commit-to-visible delay (t-visibility), source={args.source}")
     print(
         f"  transfers attempted {total}, committed {committed}, "
-        f"not visible within {GIVE_UP_SECONDS:g} s: {never}"
+        f"never seen by the observers: {never} (counted as infinitely late)"
     )
     print(
         f"  p50 {ms[50]:.1f} ms   p90 {ms[90]:.1f} ms   p99 {ms[99]:.1f} ms   "
-        f"p99.9 {ms[99.9]:.1f} ms   max {histogram.get_max_value() / 1000:.1f} ms"
+        f"p99.9 {ms[99.9]:.1f} ms"
     )
     print(f"  target p99 <= 300 ms: {'met' if ms[99] <= 300 else 'NOT met'}")
     print(f"  machine load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
