@@ -32,10 +32,11 @@ class SystemClock:
 
 class FakeClock:
     """A clock that stands still until :meth:`advance` or :meth:`set` moves it; starts at the
-    real time so absolute timestamps (schedule times, token expiry) stay plausible."""
+    current whole second, so absolute timestamps stay plausible and differences between the
+    microsecond-truncated times Cloud Tasks stores come out exact."""
 
     def __init__(self, start: float | None = None) -> None:
-        self._now = time.time() if start is None else start
+        self._now = float(int(time.time())) if start is None else start
 
     def now(self) -> float:
         return self._now

@@ -197,6 +197,7 @@ class CloudTasksEmulator:
     async def _until_idle(self, horizon: float | None) -> None:
         scheduler = self.service.scheduler
         while True:
+            await asyncio.sleep(0)  # let RPCs and cancellation in between steps
             next_at = scheduler.dispatch_due()
             if scheduler.in_flight:
                 await asyncio.wait(set(scheduler.in_flight), return_when=asyncio.FIRST_COMPLETED)
