@@ -149,7 +149,7 @@ def create_app(
             if entry is not None:
                 return _account_out(
                     entry.row, entry.read_timestamp_text, consistency, max_age, "cache",
-                    cache_age=format_duration(entry.age_now()),
+                    cache_age=format_duration(_to_milliseconds(entry.age_now())),
                 )  # fmt: skip
             bound, mode = max_age, Consistency.STRONG
         elif consistency is Consistency.STRONG:
@@ -311,6 +311,10 @@ def create_app(
         return cache.stats()
 
     return app
+
+
+def _to_milliseconds(value: timedelta) -> timedelta:
+    return timedelta(milliseconds=round(value / timedelta(milliseconds=1)))
 
 
 def _account_out(
