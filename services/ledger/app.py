@@ -89,7 +89,12 @@ def create_app(
     settings = settings or LedgerSettings.from_environ()
     clients = clients or ClientFactory(settings.gcp)
     deadline = settings.deadline.total_seconds()
-    store = LedgerStore(clients.spanner_database, settings.deadline, settings.abort_retry_delay)
+    store = LedgerStore(
+        clients.spanner_database,
+        settings.deadline,
+        settings.abort_retry_delay,
+        replica=clients.spanner_replica_database,
+    )
     transfers = Transfers(store)
     cache = BalanceCache(settings.cache_ttl)
 

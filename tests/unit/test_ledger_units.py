@@ -31,7 +31,8 @@ def test_cache_counts_misses_and_hits() -> None:
     assert cache.get("a", timedelta(minutes=1)) is None
     cache.put(row(1), "t1")
     hit = cache.get("a", timedelta(minutes=1))
-    assert hit is not None and hit.row.version == 1
+    assert hit is not None
+    assert hit.row.version == 1
     stats = cache.stats()
     assert (stats.hits, stats.misses, stats.entries) == (1, 1, 1)
 
