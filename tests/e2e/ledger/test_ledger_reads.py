@@ -155,6 +155,8 @@ def test_leader_partitioned_strong_fails_fast_stale_still_answers(
 
 def test_ledger_process_is_the_container_command(ledger: RunningService) -> None:
     """The session ledger runs as `caplab service ledger` and serves its OpenAPI document."""
-    assert ledger.process.args[-3:] == ["caplab", "service", "ledger"]
+    command = ledger.process.args
+    assert isinstance(command, list)
+    assert command[-3:] == ["caplab", "service", "ledger"]
     document = httpx.get(ledger.url + "/openapi.json").json()
     assert "/v1/transfers" in document["paths"]
