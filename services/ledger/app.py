@@ -30,6 +30,7 @@ from services.ledger.models import (
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import AccountRow, LedgerStore, account_not_found
 from services.ledger.transfers import Transfers
+from services.payouts.api import add_payout_routes
 from services.shared.app import create_app as create_service_app
 from services.shared.clients import ClientFactory
 from services.shared.deadline import run_with_deadline
@@ -315,6 +316,7 @@ def create_app(
     async def cache_stats() -> CacheStats:
         return cache.stats()
 
+    add_payout_routes(app, clients, deadline, settings.abort_retry_delay.total_seconds())
     return app
 
 
