@@ -16,7 +16,7 @@ from services.launcher import RunningService
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES_PER_OPERATION = 40
+EXAMPLES_PER_OPERATION = 30
 
 
 def test_generated_requests_never_get_a_server_error(ledger: RunningService) -> None:
