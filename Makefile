@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-unit demo up down status lint bench-up bench-fanout clean
+.PHONY: test test-unit demo up down status lint bench-up bench-ledger bench-fanout clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: $(STAMP)
 
 bench-up: $(STAMP)
 	$(BIN)/python -m loadtest.bench_up
+
+## bench-ledger: ledger HTTP vs raw Spanner client (reads, transactions/s), relay delay
+bench-ledger: $(STAMP)
+	$(BIN)/python -m loadtest.bench_ledger
 
 clean:
 	rm -rf $(VENV) .caplab .pytest_cache .ruff_cache
