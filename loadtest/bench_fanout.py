@@ -75,7 +75,9 @@ async def _observe(
         await asyncio.sleep(every)
 
 
-def _ledger_commit(http: httpx.AsyncClient, ledger: str, payers: list[str], payee: str) -> Commit:
+def _ledger_commit(
+    http: httpx.AsyncClient, ledger: str, payers: list[str], payee: str, refused: dict[str, int]
+) -> Commit:
     async def commit(index: int) -> tuple[str, float] | None:
         try:
             response = await http.post(
@@ -83,9 +85,11 @@ def _ledger_commit(http: httpx.AsyncClient, ledger: str, payers: list[str], paye
                 json={"from": payers[index % len(payers)], "to": payee, "amount_cents": 1},
                 headers={"Idempotency-Key": str(uuid.uuid4())},
             )
-        except httpx.HTTPError:
+        except httpx.HTTPError as error:
+            refused[type(error).__name__] = refused.get(type(error).__name__, 0) + 1
             return None
         if response.status_code != 201:
+            refused[str(response.status_code)] = refused.get(str(response.status_code), 0) + 1
             return None
         body = response.json()
         return body["transfer_id"], parse_rfc3339(body["commit_timestamp"]).timestamp()
@@ -185,6 +189,7 @@ def main() -> None:
     payers = [f"bench-{run}-payer-{i}" for i in range(PAYERS)]
     payee = f"bench-{run}-payee"
     names = ["activity"] + (["ledger", "relay"] if args.source == "ledger" else [])
+    refused: dict[str, int] = {}  # failed commits by HTTP status or error type
     try:
         environ = dict(os.environ, **manager.client_environment(config))
         with contextlib.ExitStack() as stack:
@@ -210,7 +215,7 @@ def main() -> None:
             async def load() -> tuple[HdrHistogram, int, int, int]:
                 async with httpx.AsyncClient(timeout=10) as http:
                     commit = (
-                        _ledger_commit(http, urls["ledger"], payers, payee)
+                        _ledger_commit(http, urls["ledger"], payers, payee, refused)
                         if args.source == "ledger"
                         else _publish_commit(environ, payers, payee)
                     )
@@ -231,6 +236,8 @@ def main() -> None:
         f"  p50 {ms[50]:.1f} ms   p90 {ms[90]:.1f} ms   p99 {ms[99]:.1f} ms   "
         f"p99.9 {ms[99.9]:.1f} ms"
     )
+    if refused:
+        print(f"  failed commits by cause: {refused}")
     print(f"  target p99 <= 300 ms: {'met' if ms[99] <= 300 else 'NOT met'}")
     print(f"  machine load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
 
