@@ -127,14 +127,19 @@ def stack_config(stack: str, program_dir: Path = PROGRAM_DIR) -> dict[str, str]:
 
 def run_program(
     stack: str,
-    overrides: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str | None] | None = None,
     program: Callable[[], object] | None = None,
 ) -> MockedStack:
     """Run the program (``__main__.py`` unless ``program`` is given) for ``stack`` under
     mocks and return every resource once all of them have been registered and every export
-    resolved. An exception anywhere in the program, including inside an ``apply``,
+    resolved. ``overrides`` replace config values (None removes the key). An exception anywhere in the program, including inside an ``apply``,
     propagates: nothing is left unawaited to pass silently."""
-    config = stack_config(stack) | dict(overrides or {})
+    config = stack_config(stack)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
     project = config["gcp:project"]
     mocks = RecordingMocks(project=project)
     monitor = MockMonitor(mocks)
@@ -184,11 +189,14 @@ def _options() -> PolicyResourceOptions:
 
 
 def check_policies(
+    stack: str,
     resources: Sequence[Recorded],
     policies: Iterable[Policy],
 ) -> list[Violation]:
-    """Every violation ``policies`` report on ``resources``: resource policies see each
-    resource's inputs, stack policies see every resource's outputs (as in the analyzer)."""
+    """Every violation ``policies`` report on ``resources`` of ``stack``: resource policies
+    see each resource's inputs, stack policies see every resource's outputs, and
+    ``pulumi.get_stack()`` answers ``stack`` (as in the analyzer)."""
+    reset_options(project=PROJECT_NAME, stack=stack)
     violations: list[Violation] = []
 
     def reporter(policy: str, where: str) -> Callable[[str, str | None], None]:
@@ -223,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"stack {stack}: {len(mocked.resources)} resources")
         for token, count in sorted(mocked.types().items()):
             print(f"  {count:3d}  {token}")
-        violations = check_policies(mocked.resources, POLICIES)
+        violations = check_policies(stack, mocked.resources, POLICIES)
         for violation in violations:
             print(f"  VIOLATION {violation.policy}: {violation.resource}: {violation.message}")
         failed = failed or bool(violations)
