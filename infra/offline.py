@@ -132,8 +132,9 @@ def run_program(
 ) -> MockedStack:
     """Run the program (``__main__.py`` unless ``program`` is given) for ``stack`` under
     mocks and return every resource once all of them have been registered and every export
-    resolved. ``overrides`` replace config values (None removes the key). An exception anywhere in the program, including inside an ``apply``,
-    propagates: nothing is left unawaited to pass silently."""
+    resolved. ``overrides`` replace config values (None removes the key). An exception
+    anywhere in the program, including inside an ``apply``, propagates: nothing is left
+    unawaited to pass silently."""
     config = stack_config(stack)
     for key, value in (overrides or {}).items():
         if value is None:
