@@ -12,6 +12,7 @@ This module must stay importable without Pulumi or any Google client library: it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 LOCAL_PROJECT = "caplab-local"
@@ -240,7 +241,7 @@ TOPOLOGY = Topology(
 )
 
 
-def push_endpoint(subscription: PushSubscription, service_urls: dict[str, str]) -> str:
+def push_endpoint(subscription: PushSubscription, service_urls: Mapping[str, str]) -> str:
     """The push endpoint of ``subscription`` given each service's base URL.
 
     Locally the URLs are ``http://127.0.0.1:<port>``; in the cloud they are Cloud Run URLs.
