@@ -165,8 +165,9 @@ LEDGER_DDL = (
   OrderingKey STRING(64) NOT NULL,
   Payload STRING(MAX) NOT NULL,
   CommittedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
-  PublishedAt TIMESTAMP,
-) PRIMARY KEY (EventId)""",
+  PublishedAt TIMESTAMP OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (EventId),
+  ROW DELETION POLICY (OLDER_THAN(PublishedAt, INTERVAL 7 DAY))""",
     "CREATE INDEX OutboxByPublished ON Outbox (PublishedAt, CommittedAt)",
 )
 
@@ -237,7 +238,7 @@ TOPOLOGY = Topology(
             ),
         ),
     ),
-    services={"ledger": 8081, "activity": 8082, "notifier": 8083, "sink": 8089},
+    services={"ledger": 8081, "activity": 8082, "notifier": 8083, "relay": 8084, "sink": 8089},
 )
 
 

@@ -19,6 +19,8 @@ import pytest
 
 from emulators import manager
 
+pytest_plugins = ["tests.fixtures.services"]
+
 _SCRUBBED = re.compile(r"^(.*_EMULATOR_HOST|GOOGLE_.*|CAPLAB_.*)$")
 
 
