@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-unit demo up down status lint bench-up clean
+.PHONY: test test-unit demo up down status lint bench-up bench-fanout clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ bench-up: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .caplab .pytest_cache .ruff_cache
+
+## bench-fanout: commit-to-visible delay of the activity read model at 50 transfers/s
+bench-fanout: $(STAMP)
+	$(BIN)/python -m loadtest.bench_fanout --rate 50 --seconds 20

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from caplab.errors import CaplabError
 from emulators import cli as emulators_cli
 from services import cli as services_cli
+from services.sink import cli as sink_cli
 
-REGISTRARS = (emulators_cli.register, services_cli.register)
+REGISTRARS = (emulators_cli.register, services_cli.register, sink_cli.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

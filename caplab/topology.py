@@ -169,6 +169,12 @@ LEDGER_DDL = (
 ) PRIMARY KEY (EventId),
   ROW DELETION POLICY (OLDER_THAN(PublishedAt, INTERVAL 7 DAY))""",
     "CREATE INDEX OutboxByPublished ON Outbox (PublishedAt, CommittedAt)",
+    # The notifier's webhook registrations: where each account wants its events delivered.
+    """CREATE TABLE Webhooks (
+  AccountId STRING(64) NOT NULL,
+  Url STRING(2048) NOT NULL,
+  UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (AccountId)""",
 )
 
 _PUSH_RETRY = RetryPolicy(minimum_backoff_seconds=1, maximum_backoff_seconds=60)
