@@ -18,7 +18,7 @@ from infra.components.bigtable import ActivityStore, ActivityStoreArgs
 from infra.components.fanout import EventFanout, EventFanoutArgs, PushTarget
 from infra.components.queues import TaskQueues, TaskQueuesArgs, TaskTarget
 from infra.components.registry import ImageRepository, ImageRepositoryArgs
-from infra.components.service import CloudRunService, CloudRunServiceArgs
+from infra.components.service import CloudRunService, CloudRunServiceArgs, run_url
 from infra.components.spanner import LedgerDatabase, LedgerDatabaseArgs
 from infra.settings import StackSettings
 
@@ -40,6 +40,11 @@ environment: dict[str, pulumi.Input[str]] = {
     "CAPLAB_TASKS_LOCATION": settings.region,
 }
 push_targets = catalogue.push_targets()
+own_environment: dict[str, dict[str, pulumi.Input[str]]] = {
+    # The notifier puts its own URL in the tasks it creates; the deterministic Cloud Run URL
+    # is known before the service exists.
+    "notifier": {"CAPLAB_NOTIFIER_URL": run_url("notifier", project_number, settings.region)},
+}
 services = {
     declared.name: CloudRunService(
         declared.name,
@@ -49,7 +54,7 @@ services = {
             service=declared,
             image=settings.container_image,
             args=["service", declared.name] if settings.image else None,
-            env=environment,
+            env=environment | own_environment.get(declared.name, {}),
             min_instances=settings.min_instances,
             max_instances=settings.max_instances,
             deletion_protection=settings.deletion_protection,
@@ -137,7 +142,8 @@ fanout = EventFanout(
             for name in push_targets
         },
         publishers={
-            topic: members_where(lambda s, t=topic: t in s.publishes) for topic in TOPOLOGY.topics
+            topic: members_where(lambda s, t=topic: catalogue.publishes_to(s, t))
+            for topic in TOPOLOGY.all_topics()
         },
     ),
     after_apis,

@@ -52,9 +52,13 @@ DEPLOYED: tuple[DeployedService, ...] = (
     ),
     DeployedService(name="activity", external=True, bigtable=True),
     DeployedService(
+        # External for its webhook-registration API; Spanner holds the registrations.
         name="notifier",
-        external=False,
-        enqueues=("webhooks", "payouts"),
+        external=True,
+        spanner=True,
+        enqueues=("webhooks",),
+        # No service creates payout tasks yet: the queue exists (with its OIDC target) but
+        # nobody may enqueue into it until one declares it here.
         handles_queues=("webhooks", "payouts"),
     ),
 )
@@ -62,6 +66,15 @@ DEPLOYED: tuple[DeployedService, ...] = (
 
 def deployed(name: str) -> DeployedService:
     return next(service for service in DEPLOYED if service.name == name)
+
+
+def publishes_to(service: DeployedService, topic: str, topology: Topology = TOPOLOGY) -> bool:
+    """Whether ``service`` publishes to ``topic``: its declared topics, plus the dead-letter
+    topic of each subscription it consumes (push consumers dead-letter poison messages
+    themselves, besides Pub/Sub doing it after the maximum attempts)."""
+    return topic in service.publishes or any(
+        s.service == service.name and s.dead_letter_topic == topic for s in topology.subscriptions
+    )
 
 
 def push_targets(topology: Topology = TOPOLOGY) -> tuple[str, ...]:

@@ -58,6 +58,16 @@ def _account(
     )
 
 
+def run_url(
+    service: str, project_number: pulumi.Input[str], region: pulumi.Input[str]
+) -> pulumi.Output[str]:
+    """The deterministic URL of the caplab Cloud Run service ``service``
+    (``https://<name>-<project number>.<region>.run.app``)."""
+    return pulumi.Output.concat(
+        "https://caplab-", service, "-", project_number, ".", region, ".run.app"
+    )
+
+
 def member(account: gcp.serviceaccount.Account) -> pulumi.Output[str]:
     return pulumi.Output.concat("serviceAccount:", account.email)
 
@@ -101,6 +111,10 @@ class CloudRunService(pulumi.ComponentResource):
             env["CAPLAB_PUSH_AUDIENCE"] = declared.audience
             env["CAPLAB_PUSH_SERVICE_ACCOUNT"] = self.push_identity.email
         if self.tasks_identity is not None:
+            # Verifying deliveries (the caller must be the tasks identity) and creating tasks
+            # that carry it: the one task handler today is also the one enqueuer.
+            env["CAPLAB_TASKS_INVOKER_AUDIENCE"] = declared.audience
+            env["CAPLAB_TASKS_INVOKER_SERVICE_ACCOUNT"] = self.tasks_identity.email
             env["CAPLAB_TASKS_AUDIENCE"] = declared.audience
             env["CAPLAB_TASKS_SERVICE_ACCOUNT"] = self.tasks_identity.email
         self.service = gcp.cloudrunv2.Service(

@@ -109,6 +109,21 @@ def test_services_run_the_image_command_with_their_environment() -> None:
         } == env_of(service)
 
 
+def test_task_handler_knows_its_identities_and_own_url(mocked: MockedStack) -> None:
+    """The notifier verifies deliveries from the tasks identity, stamps that identity into
+    the tasks it creates, and targets its own deterministic URL."""
+    env = env_of(mocked.named(RUN, "notifier").inputs)
+    identity = sa(mocked, "caplab-tasks-notifier").split(":", 1)[1]
+    assert env["CAPLAB_TASKS_INVOKER_SERVICE_ACCOUNT"] == env["CAPLAB_TASKS_SERVICE_ACCOUNT"]
+    assert env["CAPLAB_TASKS_SERVICE_ACCOUNT"] == identity
+    assert env["CAPLAB_TASKS_AUDIENCE"] == env["CAPLAB_TASKS_INVOKER_AUDIENCE"] == "caplab-notifier"
+    assert env["CAPLAB_NOTIFIER_URL"] == mocked.named(RUN, "notifier").outputs["uri"]
+    for name in catalogue.push_targets():
+        push_env = env_of(mocked.named(RUN, name).inputs)
+        assert push_env["CAPLAB_PUSH_AUDIENCE"] == f"caplab-{name}"
+        assert push_env["CAPLAB_PUSH_SERVICE_ACCOUNT"].startswith(f"caplab-push-{name}@")
+
+
 def test_placeholder_image_runs_until_the_first_build(mocked: MockedStack) -> None:
     """Without ``caplab:image`` the services run Google's sample container with its own
     command and no caplab probes, so the first ``pulumi up`` can succeed before any build."""
@@ -138,8 +153,8 @@ def test_relay_is_always_on_and_request_services_scale_by_config(
 
 
 def test_each_service_runs_as_its_own_account_with_declared_ingress(mocked: MockedStack) -> None:
-    """One dedicated service account per service; only the ledger and activity APIs take
-    traffic from outside Google Cloud."""
+    """One dedicated service account per service; the relay (no API) takes no traffic from
+    outside Google Cloud."""
     accounts = set()
     for declared in catalogue.DEPLOYED:
         service = mocked.named(RUN, declared.name).inputs
@@ -205,16 +220,24 @@ def test_push_subscriptions_deliver_with_oidc_to_their_service(mocked: MockedSta
 
 def test_pubsub_service_agent_can_dead_letter(mocked: MockedStack) -> None:
     """Pub/Sub's service agent may publish to every dead-letter topic and acknowledge on every
-    source subscription; only the relay publishes events."""
+    source subscription; each consumer may publish to its own dead-letter topic (poison
+    messages); only the relay publishes events."""
     agent = "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com"
     topic_grants = {
         (r.inputs["topic"], r.inputs["role"], r.inputs["member"])
         for r in mocked.of_type("gcp:pubsub/topicIAMMember:TopicIAMMember")
     }
     dead_letters = {s.dead_letter_topic for s in TOPOLOGY.subscriptions}
-    assert topic_grants == {(t, "roles/pubsub.publisher", agent) for t in dead_letters} | {
-        ("transfer-events", "roles/pubsub.publisher", sa(mocked, "caplab-relay"))
+    consumers = {
+        (s.dead_letter_topic, "roles/pubsub.publisher", sa(mocked, f"caplab-{s.service}"))
+        for s in TOPOLOGY.subscriptions
     }
+    assert (
+        topic_grants
+        == {(t, "roles/pubsub.publisher", agent) for t in dead_letters}
+        | {("transfer-events", "roles/pubsub.publisher", sa(mocked, "caplab-relay"))}
+        | consumers
+    )
     subscription_grants = {
         (r.inputs["subscription"], r.inputs["role"], r.inputs["member"])
         for r in mocked.of_type("gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember")
@@ -226,7 +249,8 @@ def test_pubsub_service_agent_can_dead_letter(mocked: MockedStack) -> None:
 
 def test_queues_carry_rate_limits_retries_and_oidc(mocked: MockedStack) -> None:
     """Each queue has the topology's limits and retry policy and a queue-level OIDC token for
-    the notifier's tasks identity; the notifier may enqueue and act as that identity."""
+    the notifier's tasks identity; the notifier may enqueue webhook tasks (nobody creates
+    payout tasks yet) and act as that identity."""
     tasks_identity = sa(mocked, "caplab-tasks-notifier").split(":", 1)[1]
     for declared in TOPOLOGY.queues:
         queue = mocked.named("gcp:cloudtasks/queue:Queue", declared.name).inputs
@@ -246,7 +270,7 @@ def test_queues_carry_rate_limits_retries_and_oidc(mocked: MockedStack) -> None:
         for r in mocked.of_type("gcp:cloudtasks/queueIamMember:QueueIamMember")
     }
     notifier = sa(mocked, "caplab-notifier")
-    assert enqueuers == {(q.name, "roles/cloudtasks.enqueuer", notifier) for q in TOPOLOGY.queues}
+    assert enqueuers == {("webhooks", "roles/cloudtasks.enqueuer", notifier)}
     act_as = mocked.of_type("gcp:serviceaccount/iAMMember:IAMMember")
     assert [(r.inputs["role"], r.inputs["member"]) for r in act_as] == [
         ("roles/iam.serviceAccountUser", notifier)
@@ -255,11 +279,12 @@ def test_queues_carry_rate_limits_retries_and_oidc(mocked: MockedStack) -> None:
 
 
 def test_data_roles_are_granted_on_the_resource_to_its_users_only(mocked: MockedStack) -> None:
-    """Spanner: database-level databaseUser for the ledger and the relay; Bigtable:
-    instance-level user for activity. Nothing else."""
+    """Spanner: database-level databaseUser for the ledger, the relay and the notifier (its
+    webhook registrations); Bigtable: instance-level user for activity. Nothing else."""
     assert grants_of(mocked, "gcp:spanner/databaseIAMMember:DatabaseIAMMember") == {
         ("roles/spanner.databaseUser", sa(mocked, "caplab-ledger")),
         ("roles/spanner.databaseUser", sa(mocked, "caplab-relay")),
+        ("roles/spanner.databaseUser", sa(mocked, "caplab-notifier")),
     }
     assert grants_of(mocked, "gcp:bigtable/instanceIamMember:InstanceIamMember") == {
         ("roles/bigtable.user", sa(mocked, "caplab-activity"))
