@@ -93,6 +93,7 @@ ledger = LedgerDatabase(
         declared=TOPOLOGY.spanner,
         instance_config=settings.spanner_config,
         processing_units=settings.spanner_processing_units,
+        edition=settings.spanner_edition,
         deletion_protection=settings.deletion_protection,
         users=members_where(lambda s: s.spanner),
     ),

@@ -26,6 +26,8 @@ class StackSettings:
     spanner_config: str
     """``regional-<region>`` for dev, a multi-region configuration (e.g. ``nam3``) for prod."""
     spanner_processing_units: int
+    spanner_edition: str
+    """STANDARD covers regional configurations; multi-region ones need ENTERPRISE_PLUS."""
     bigtable_zones: tuple[str, ...]
     """One zone: one cluster. Two zones: two clusters with replication between them."""
     bigtable_nodes: int
@@ -54,6 +56,7 @@ class StackSettings:
             region=gcp.require("region"),
             spanner_config=config.require("spannerConfig"),
             spanner_processing_units=config.require_int("spannerProcessingUnits"),
+            spanner_edition=config.get("spannerEdition") or "STANDARD",
             bigtable_zones=tuple(str(zone) for zone in zones),
             bigtable_nodes=config.get_int("bigtableNodes") or 1,
             min_instances=config.require_int("minInstances"),
@@ -63,6 +66,12 @@ class StackSettings:
             public_api=config.get_bool("publicApi") or False,
             invokers=tuple(str(member) for member in invokers),
         )
+        regional = settings.spanner_config.startswith("regional-")
+        if not regional and settings.spanner_edition != "ENTERPRISE_PLUS":
+            raise ValueError(
+                f"caplab:spannerConfig {settings.spanner_config} is not regional: it needs "
+                "caplab:spannerEdition ENTERPRISE_PLUS"
+            )
         if settings.min_instances > settings.max_instances:
             raise ValueError("caplab:minInstances exceeds caplab:maxInstances")
         return settings

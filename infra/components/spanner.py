@@ -20,6 +20,7 @@ class LedgerDatabaseArgs:
     instance_config: pulumi.Input[str]
     """``regional-<region>`` (one region, zone-redundant) or a multi-region config."""
     processing_units: pulumi.Input[int]
+    edition: pulumi.Input[str]
     deletion_protection: bool
     users: Sequence[pulumi.Input[str]] = field(default_factory=list)
     """IAM members granted ``spanner.databaseUser`` on this database only."""
@@ -42,6 +43,7 @@ class LedgerDatabase(pulumi.ComponentResource):
                 display_name=args.declared.instance,
                 config=args.instance_config,
                 processing_units=args.processing_units,
+                edition=args.edition,
             ),
             child,
         )

@@ -55,12 +55,16 @@ def test_spanner_is_regional_in_dev_and_multi_region_in_prod(
 ) -> None:
     """Instance config, capacity and deletion protection follow the stack's configuration;
     the database carries the topology's DDL verbatim."""
-    expected = {"dev": ("regional-us-central1", 100.0, False), "prod": ("nam3", 1000.0, True)}
-    for stack, (config, units, protected) in expected.items():
+    expected = {
+        "dev": ("regional-us-central1", 100.0, "STANDARD", False),
+        "prod": ("nam3", 1000.0, "ENTERPRISE_PLUS", True),
+    }
+    for stack, (config, units, edition, protected) in expected.items():
         mocked = mocked_stacks[stack]
         instance = mocked.named("gcp:spanner/instance:Instance", "ledger").inputs
         database = mocked.named("gcp:spanner/database:Database", "ledger").inputs
         assert (instance["config"], instance["processingUnits"]) == (config, units)
+        assert instance["edition"] == edition
         assert instance["name"] == TOPOLOGY.spanner.instance
         assert database["name"] == TOPOLOGY.spanner.database
         assert database["ddls"] == list(TOPOLOGY.spanner.ddl)
@@ -328,7 +332,31 @@ def test_min_instances_above_max_is_refused() -> None:
         run_program("dev", {"caplab:minInstances": "5"}, program=_settings_only)
 
 
+def test_multi_region_spanner_requires_enterprise_plus() -> None:
+    """A multi-region configuration with the Standard edition is refused before any resource
+    is declared (Google would refuse it at create time)."""
+    with pytest.raises(ValueError, match="ENTERPRISE_PLUS"):
+        run_program("prod", {"caplab:spannerEdition": "STANDARD"}, program=_settings_only)
+
+
 def _settings_only() -> None:
     from infra.settings import StackSettings
 
     StackSettings.from_config(pulumi.Config("caplab"), pulumi.Config("gcp"))
+
+
+def test_stack_files_set_only_documented_keys() -> None:
+    """Every ``caplab:*`` key a stack file sets is declared (typed, described) in
+    Pulumi.yaml, and both stacks set every declared key that has no default, except the
+    image (set by Cloud Build) and the optional invokers."""
+    import yaml
+
+    from infra.offline import PROGRAM_DIR, stack_config
+
+    declared = yaml.safe_load((PROGRAM_DIR / "Pulumi.yaml").read_text())["config"]
+    assert all({"type", "description"} <= set(spec) for spec in declared.values())
+    required = {k for k, spec in declared.items() if "default" not in spec} - {"image", "invokers"}
+    for stack in ("dev", "prod"):
+        keys = {k.split(":", 1)[1] for k in stack_config(stack) if k.startswith("caplab:")}
+        assert keys <= set(declared)
+        assert required <= keys
