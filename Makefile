@@ -40,6 +40,10 @@ lint: $(STAMP)
 bench-up: $(STAMP)
 	$(BIN)/python -m loadtest.bench_up
 
+## infra-check: the Pulumi program under mocks for dev and prod, with the policy pack
+infra-check: $(STAMP)
+	$(BIN)/python -m infra.offline
+
 clean:
 	rm -rf $(VENV) .caplab .pytest_cache .ruff_cache
 
