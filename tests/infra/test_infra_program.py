@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -15,6 +18,7 @@ from infra.offline import MockedStack, run_program
 
 pytestmark = pytest.mark.unit
 
+ROOT = Path(__file__).resolve().parents[2]
 RUN = "gcp:cloudrunv2/service:Service"
 RUN_INVOKER = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
 ACCOUNT = "gcp:serviceaccount/account:Account"
@@ -360,3 +364,40 @@ def test_stack_files_set_only_documented_keys() -> None:
         keys = {k.split(":", 1)[1] for k in stack_config(stack) if k.startswith("caplab:")}
         assert keys <= set(declared)
         assert required <= keys
+
+
+UNDECORATED_TEST = """\
+import pulumi
+
+
+def test_forgot_the_decorator():
+    return pulumi.Output.from_input(1).apply(lambda value: value == 2)
+"""
+
+
+def test_a_test_returning_an_unawaited_output_fails_the_suite(tmp_path: Path) -> None:
+    """The other silent-pass trap — a test that returns an Output but lacks
+    ``@pulumi.runtime.test`` — fails under this project's pytest configuration (warnings are
+    errors, and pytest warns about a test returning a value)."""
+    test_file = tmp_path / "test_undecorated.py"
+    test_file.write_text(UNDECORATED_TEST)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "--rootdir",
+            str(tmp_path),
+            "-p",
+            "no:cacheprovider",
+            str(test_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout
+    assert "ReturnNotNone" in result.stdout
