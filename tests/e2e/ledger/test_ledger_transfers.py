@@ -125,9 +125,7 @@ def test_malformed_json_is_a_problem(client: httpx.Client) -> None:
     assert response.json()["type"].endswith("/malformed-json")
 
 
-def test_concurrent_clients_conserve_money(
-    client: httpx.Client, open_account: OpenAccount
-) -> None:
+def test_concurrent_clients_conserve_money(client: httpx.Client, open_account: OpenAccount) -> None:
     """8 clients × 25 transfers among 4 accounts, some retried with the same key: the total
     is unchanged, no balance is negative, and each account's balance is exactly its opening
     balance plus the committed (non-replayed) credits minus debits."""
@@ -177,4 +175,3 @@ def test_concurrent_clients_conserve_money(
         touches[body["from"]] += 1
         touches[body["to"]] += 1
     assert versions == touches
-
