@@ -26,7 +26,10 @@ settings = StackSettings.from_config(pulumi.Config(), pulumi.Config("gcp"))
 project = settings.project
 apis = ProjectApis("apis", ProjectApisArgs(project=project))
 after_apis = pulumi.ResourceOptions(depends_on=[apis])
-project_number = gcp.organizations.get_project_output(project_id=project).number
+# The project lookup needs the Resource Manager API: wait for it like every resource does.
+project_number = gcp.organizations.get_project_output(
+    project_id=project, opts=pulumi.InvokeOutputOptions(depends_on=[apis])
+).number
 
 images = ImageRepository(
     "images", ImageRepositoryArgs(project=project, region=settings.region), after_apis
@@ -75,6 +78,8 @@ def members_where(predicate: catalogue.Predicate) -> list[pulumi.Input[str]]:
 
 
 def task_target(handler: catalogue.DeployedService) -> TaskTarget:
+    """Who Cloud Tasks claims to be when delivering to ``handler``, and who may create its
+    tasks (every service enqueueing into one of its queues)."""
     receiver = services[handler.name]
     if receiver.tasks_identity is None:
         raise ValueError(f"{handler.name} handles queues but has no tasks identity")
