@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-unit demo up down status lint bench-up bench-ledger bench-fanout bench-tasks clean
+.PHONY: test test-unit demo up down status lint bench-up bench-ledger bench-fanout bench-tasks infra-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-ledger: $(STAMP)
 ## bench-tasks: Cloud Tasks emulator dispatch throughput and backoff timing error
 bench-tasks: $(STAMP)
 	$(BIN)/python -m loadtest.bench_tasks
+
+## infra-check: the Pulumi program under mocks for dev and prod, with the policy pack
+infra-check: $(STAMP)
+	$(BIN)/python -m infra.offline
 
 ## bench-fanout: commit-to-visible delay of the activity read model at 50 transfers/s
 bench-fanout: $(STAMP)

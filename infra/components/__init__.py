@@ -1,0 +1,1 @@
+"""One ComponentResource per shape of the architecture, each with typed dataclass args."""

@@ -1,0 +1,138 @@
+"""Pub/Sub fan-out: topics, OIDC push subscriptions, dead-letter topics and their IAM."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_gcp as gcp
+
+from caplab.topology import PushSubscription, Topology
+
+PUBLISHER_ROLE = "roles/pubsub.publisher"
+SUBSCRIBER_ROLE = "roles/pubsub.subscriber"
+
+
+@dataclass
+class PushTarget:
+    """Where a service receives pushes and who Pub/Sub claims to be when it calls."""
+
+    url: pulumi.Input[str]
+    """The service's base URL (the subscription's path is appended)."""
+    audience: pulumi.Input[str]
+    identity_email: pulumi.Input[str]
+    """The service account whose OIDC token Pub/Sub attaches (the service's only invoker
+    for pushes)."""
+
+
+@dataclass
+class EventFanoutArgs:
+    project: pulumi.Input[str]
+    project_number: pulumi.Input[str]
+    topology: Topology
+    targets: Mapping[str, PushTarget]
+    """Service name -> its push target, for every service a subscription names."""
+    publishers: Mapping[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
+    """Topic -> IAM members granted ``pubsub.publisher`` on that topic only."""
+
+
+class EventFanout(pulumi.ComponentResource):
+    """Every topic of the topology (event topics and dead-letter topics) and its push
+    subscriptions. The Pub/Sub service agent gets exactly what dead-lettering needs:
+    publisher on each dead-letter topic, subscriber on each source subscription (to
+    acknowledge the message it forwarded)."""
+
+    def __init__(
+        self, name: str, args: EventFanoutArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("caplab:infra:EventFanout", name, None, opts)
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._project = args.project
+        service_agent = pulumi.Output.concat(
+            "serviceAccount:service-", args.project_number, "@gcp-sa-pubsub.iam.gserviceaccount.com"
+        )
+        self.topics = {
+            topic: gcp.pubsub.Topic(
+                topic, gcp.pubsub.TopicArgs(project=args.project, name=topic), self._child
+            )
+            for topic in args.topology.all_topics()
+        }
+        self.subscriptions = {
+            declared.name: self._subscription(declared, args.targets[declared.service])
+            for declared in args.topology.subscriptions
+        }
+        dead_letter_topics = {s.dead_letter_topic for s in args.topology.subscriptions}
+        self.grants = [
+            *(
+                self._topic_grant(f"{topic}-agent", topic, service_agent)
+                for topic in sorted(dead_letter_topics)
+            ),
+            *(
+                gcp.pubsub.SubscriptionIAMMember(
+                    f"{subscription}-agent",
+                    gcp.pubsub.SubscriptionIAMMemberArgs(
+                        project=args.project,
+                        subscription=resource.name,
+                        role=SUBSCRIBER_ROLE,
+                        member=service_agent,
+                    ),
+                    self._child,
+                )
+                for subscription, resource in self.subscriptions.items()
+            ),
+            *(
+                self._topic_grant(f"{topic}-publisher-{index}", topic, member)
+                for topic, members in args.publishers.items()
+                for index, member in enumerate(members)
+            ),
+        ]
+        self.register_outputs(
+            {
+                "topics": [topic.id for topic in self.topics.values()],
+                "subscriptions": [s.id for s in self.subscriptions.values()],
+            }
+        )
+
+    def _subscription(
+        self, declared: PushSubscription, target: PushTarget
+    ) -> gcp.pubsub.Subscription:
+        return gcp.pubsub.Subscription(
+            declared.name,
+            gcp.pubsub.SubscriptionArgs(
+                project=self._project,
+                name=declared.name,
+                topic=self.topics[declared.topic].id,
+                ack_deadline_seconds=declared.ack_deadline_seconds,
+                enable_message_ordering=declared.enable_message_ordering,
+                push_config=gcp.pubsub.SubscriptionPushConfigArgs(
+                    push_endpoint=pulumi.Output.concat(target.url, declared.path),
+                    oidc_token=gcp.pubsub.SubscriptionPushConfigOidcTokenArgs(
+                        service_account_email=target.identity_email, audience=target.audience
+                    ),
+                ),
+                dead_letter_policy=gcp.pubsub.SubscriptionDeadLetterPolicyArgs(
+                    dead_letter_topic=self.topics[declared.dead_letter_topic].id,
+                    max_delivery_attempts=declared.max_delivery_attempts,
+                ),
+                retry_policy=gcp.pubsub.SubscriptionRetryPolicyArgs(
+                    minimum_backoff=f"{declared.retry.minimum_backoff_seconds}s",
+                    maximum_backoff=f"{declared.retry.maximum_backoff_seconds}s",
+                ),
+            ),
+            self._child,
+        )
+
+    def _topic_grant(
+        self, name: str, topic: str, member: pulumi.Input[str]
+    ) -> gcp.pubsub.TopicIAMMember:
+        return gcp.pubsub.TopicIAMMember(
+            name,
+            gcp.pubsub.TopicIAMMemberArgs(
+                project=self._project,
+                topic=self.topics[topic].name,
+                role=PUBLISHER_ROLE,
+                member=member,
+            ),
+            self._child,
+        )

@@ -1,0 +1,1 @@
+"""The caplab policy pack (``pulumi preview --policy-pack infra/policies``)."""
