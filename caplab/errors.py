@@ -1,11 +1,11 @@
 """Errors caplab reports to a person, each with what to do about it.
 
-    CaplabError                  base: the CLI prints the message and exits non-zero
-    ├── SdkNotFoundError         no Cloud SDK, or an emulator binary missing under it
-    ├── JavaNotFoundError        the Pub/Sub emulator needs a Java runtime
-    ├── PortInUseError           a port caplab wants is held by another process
-    └── EmulatorNotReadyError    an emulator did not pass its readiness probe in time
-                                 (carries the tail of its log)
+CaplabError                  base: the CLI prints the message and exits non-zero
+├── SdkNotFoundError         no Cloud SDK, or an emulator binary missing under it
+├── JavaNotFoundError        the Pub/Sub emulator needs a Java runtime
+├── PortInUseError           a port caplab wants is held by another process
+└── EmulatorNotReadyError    an emulator did not pass its readiness probe in time
+                             (carries the tail of its log)
 """
 
 from __future__ import annotations
@@ -37,6 +37,5 @@ class EmulatorNotReadyError(CaplabError):
         self.name = name
         self.log_tail = log_tail
         super().__init__(
-            f"the {name} emulator is not ready: {reason}\n--- last lines of its log ---\n"
-            f"{log_tail}"
+            f"the {name} emulator is not ready: {reason}\n--- last lines of its log ---\n{log_tail}"
         )
