@@ -146,7 +146,7 @@ def shrink(
         else:
             low = middle + 1
     current = _prefix(operations, cuts[high])
-    current = [op for op in current if not (op.pending and model.read_only(op.input))]
+    current = [op for op in current if not (op.pending and model.read_only(op.input, None))]
     minimal = low >= high
     chunk = max(1, len(current) // 2)
     while minimal:
@@ -157,7 +157,7 @@ def shrink(
                 minimal = False
                 break
             window = current[start : start + chunk]
-            if all(model.read_only(op.input) for op in window):
+            if all(model.read_only(op.input, op.output) for op in window):
                 trial = current[:start] + current[start + chunk :]
                 if _fails(model, trial, deadline):
                     current, removed_any = trial, True

@@ -30,6 +30,13 @@ def _step(state: Hashable, input: Json, output: Json) -> tuple[bool, Hashable]:
     raise ValueError(f"kv model: unknown operation {op!r}")
 
 
+def _read_only(input: Json, output: Json) -> bool:
+    """Reads, and compare-and-sets known to have failed, leave the value as it was."""
+    return input["op"] == "read" or (
+        input["op"] == "cas" and output is not None and output.get("ok") is False
+    )
+
+
 def _partition(operation: Operation) -> Iterable[tuple[Hashable, Operation]]:
     return [(operation.input["key"], operation)]
 
@@ -49,7 +56,7 @@ KV = Model(
     init=lambda: None,
     step=_step,
     partition=_partition,
-    read_only=lambda input: input["op"] == "read",
+    read_only=_read_only,
     describe_operation=_describe,
     describe_state=lambda state: f"value={state!r}",
 )

@@ -139,7 +139,7 @@ LEDGER = Model(
     init=lambda: None,
     step=_step,
     partition=_partition,
-    read_only=lambda input: input["op"] in ("read", "rejected_debit"),
+    read_only=lambda input, output: input["op"] in ("read", "rejected_debit"),
     describe_operation=_describe,
     describe_state=_describe_state,
 )

@@ -13,8 +13,9 @@ A :class:`Model` says what one object does when operations run one at a time:
   linearizable iff each per-key sub-history is, so the checker searches key by key. A
   multi-object operation (a ledger transfer) is projected on each object it touches; the
   model's docstring must say what that projection preserves;
-- ``read_only(input)``: the operation never changes the state (it may be removed when the
-  counterexample is shrunk, which keeps a non-linearizable history non-linearizable);
+- ``read_only(input, output)``: the operation with that outcome (``None``: unknown) never
+  changes the state, whatever the state. The search linearizes such an operation as soon as
+  it fits, without branching, and the counterexample shrinker may drop it;
 - ``describe_operation`` / ``describe_state``: how to print them.
 
 States must be hashable and compare by value: the search memoizes (linearized set, state).
@@ -34,6 +35,6 @@ class Model:
     init: Callable[[], Hashable]
     step: Callable[[Hashable, Json, Json], tuple[bool, Hashable]]
     partition: Callable[[Operation], Iterable[tuple[Hashable, Operation]]]
-    read_only: Callable[[Json], bool]
+    read_only: Callable[[Json, Json], bool]
     describe_operation: Callable[[Json, Json], str]
     describe_state: Callable[[Hashable], str] = repr

@@ -9,6 +9,8 @@ from the list and starts again from the head; reaching a return means the operat
 returns there was not linearized in time, so it backtracks (undoes the latest linearization
 and tries the next candidate). Every (set of linearized operations, state) configuration is
 visited at most once: that memo is what makes the exponential search fast in practice.
+One pruning of our own: an enabled read-only operation that fits the current state is
+linearized at once and never branched on (see the comment in the loop for why it is sound).
 
 Pending operations (unknown outcome) return "at infinity": they may be linearized anywhere
 after their call, and the search succeeds as soon as every completed operation is linearized
@@ -79,52 +81,81 @@ def search(
     completed_total = pending.count(False)
 
     step = model.step
+    read_only = [model.read_only(op.input, outputs[i]) for i, op in enumerate(operations)]
+
+    def lift(event: int) -> None:
+        ret = match[event]
+        nxt[prv[event]], prv[nxt[event]] = nxt[event], prv[event]
+        nxt[prv[ret]], prv[nxt[ret]] = nxt[ret], prv[ret]
+
+    def unlift(event: int) -> None:
+        ret = match[event]
+        nxt[prv[ret]] = prv[nxt[ret]] = ret
+        nxt[prv[event]] = prv[nxt[event]] = event
+
     state = model.init()
     linearized = 0
     completed_linearized = 0
     seen: set[tuple[int, Hashable]] = set()
-    stack: list[tuple[int, Hashable]] = []  # (call event, state before it)
+    stack: list[tuple[int, Hashable, bool]] = []  # (call event, state before it, forced)
     best: tuple[int, ...] = ()
     best_state = state
     configurations = 0
-    entry = nxt[head]
+    entry = head
     while completed_linearized < completed_total:
         configurations += 1
         if configurations % _TIME_CHECK_EVERY == 0 and time.monotonic() > deadline:
             return SearchResult(Verdict.UNKNOWN, best, best_state, configurations)
-        if is_call[entry]:
+        chosen, forced, new_state = 0, False, state
+        if entry == head:
+            # A fresh configuration. An enabled read-only operation that fits the state can be
+            # linearized now without trying alternatives: in any successful completion it can
+            # move to the front (nothing enabled must precede it, and it changes no state).
+            entry = nxt[head]
+            candidate = entry
+            while is_call[candidate]:
+                i = op_of[candidate]
+                if read_only[i] and step(state, inputs[i], outputs[i])[0]:
+                    chosen, forced = candidate, True
+                    break
+                candidate = nxt[candidate]
+        if not chosen and is_call[entry]:
             i = op_of[entry]
-            ok, new_state = step(state, inputs[i], outputs[i])
-            if ok:
-                new_linearized = linearized | (1 << i)
-                key = (new_linearized, new_state)
-                if key not in seen:
-                    seen.add(key)
-                    stack.append((entry, state))
-                    state, linearized = new_state, new_linearized
-                    completed_linearized += not pending[i]
-                    if len(stack) > len(best):
-                        best = tuple(op_of[e] for e, _ in stack)
-                        best_state = state
-                    # Lift the call and its return out of the list.
-                    ret = match[entry]
-                    nxt[prv[entry]], prv[nxt[entry]] = nxt[entry], prv[entry]
-                    nxt[prv[ret]], prv[nxt[ret]] = nxt[ret], prv[ret]
-                    entry = nxt[head]
-                    continue
-            entry = nxt[entry]
-        else:
+            if not read_only[i]:  # read-only ones that fit were taken above
+                ok, new_state = step(state, inputs[i], outputs[i])
+                if ok:
+                    chosen = entry
+            if not chosen:
+                entry = nxt[entry]
+                continue
+        if chosen:
+            i = op_of[chosen]
+            key = (linearized | (1 << i), new_state)
+            if key not in seen:
+                seen.add(key)
+                stack.append((chosen, state, forced))
+                state, linearized = new_state, key[0]
+                completed_linearized += not pending[i]
+                if len(stack) > len(best):
+                    best = tuple(op_of[e] for e, _, _ in stack)
+                    best_state = state
+                lift(chosen)
+                entry = head
+                continue
+            if not forced:
+                entry = nxt[entry]
+                continue
+            # A forced move into a configuration already refuted refutes this one too.
+        # Backtrack: undo linearizations up to the latest one that was a real choice.
+        while True:
             if not stack:
                 return SearchResult(Verdict.NOT_LINEARIZABLE, best, best_state, configurations)
-            entry, state = stack.pop()
-            i = op_of[entry]
+            event, state, forced = stack.pop()
+            i = op_of[event]
             linearized &= ~(1 << i)
             completed_linearized -= not pending[i]
-            # Put the return back, then the call (reverse order of the lift).
-            ret = match[entry]
-            nxt[prv[ret]] = ret
-            prv[nxt[ret]] = ret
-            nxt[prv[entry]] = entry
-            prv[nxt[entry]] = entry
-            entry = nxt[entry]
+            unlift(event)
+            if not forced:
+                entry = nxt[event]
+                break
     return SearchResult(Verdict.LINEARIZABLE, best, best_state, configurations)

@@ -264,3 +264,24 @@ def test_check_command_prints_verdict_and_counterexample(tmp_path: Path) -> None
     path.write_text(json.dumps(dump_history([write("x", 1, 0, 1), read("x", 1, 2, 3)])))
     assert main(["check", str(path), "--model", "kv"]) == 0
     assert main(["check", str(path)]) == 1  # no model in the file nor on the command line
+
+
+def test_wide_concurrent_cas_history_is_checked_quickly_enough_to_finish() -> None:
+    """About fifty mutually overlapping writes and compare-and-sets with reads between them
+    (the hard case for the search) still get a definite verdict."""
+    rng = random.Random(3)
+    value, history = None, []
+    for i in range(200):
+        point = i * 0.001
+        call, ret = point - rng.uniform(0, 0.025), point + rng.uniform(0, 0.025)
+        if i % 2:
+            history.append(read("x", value, call, ret, client=i))
+        elif i % 4:
+            value = rng.randint(0, 4)
+            history.append(write("x", value, call, ret, client=i))
+        else:
+            expected, new = rng.randint(0, 4), rng.randint(0, 4)
+            ok = value == expected
+            value = new if ok else value
+            history.append(cas("x", expected, new, ok, call, ret, client=i))
+    assert check(KV, history, timeout=60).verdict is Verdict.LINEARIZABLE
