@@ -12,6 +12,7 @@ This module must stay importable without Pulumi or any Google client library: it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 LOCAL_PROJECT = "caplab-local"
@@ -164,8 +165,9 @@ LEDGER_DDL = (
   OrderingKey STRING(64) NOT NULL,
   Payload STRING(MAX) NOT NULL,
   CommittedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
-  PublishedAt TIMESTAMP,
-) PRIMARY KEY (EventId)""",
+  PublishedAt TIMESTAMP OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (EventId),
+  ROW DELETION POLICY (OLDER_THAN(PublishedAt, INTERVAL 7 DAY))""",
     "CREATE INDEX OutboxByPublished ON Outbox (PublishedAt, CommittedAt)",
 )
 
@@ -236,11 +238,11 @@ TOPOLOGY = Topology(
             ),
         ),
     ),
-    services={"ledger": 8081, "activity": 8082, "notifier": 8083, "sink": 8089},
+    services={"ledger": 8081, "activity": 8082, "notifier": 8083, "relay": 8084, "sink": 8089},
 )
 
 
-def push_endpoint(subscription: PushSubscription, service_urls: dict[str, str]) -> str:
+def push_endpoint(subscription: PushSubscription, service_urls: Mapping[str, str]) -> str:
     """The push endpoint of ``subscription`` given each service's base URL.
 
     Locally the URLs are ``http://127.0.0.1:<port>``; in the cloud they are Cloud Run URLs.

@@ -1,7 +1,8 @@
 """Create :data:`caplab.topology.TOPOLOGY` in the running emulators, idempotently.
 
 Each ``ensure_*`` has the same signature (service URLs for push endpoints, topology, project)
-so every emulator spec names its own, and creates only what is missing, so a second ``caplab emulators up`` is a no-op.
+so every emulator spec names its own, and creates only what is missing: a second
+``caplab emulators up`` is a no-op.
 Clients are built inside the caller's environment: the ``*_EMULATOR_HOST`` variables must be
 set (``emulators.manager`` exports them around the call).
 
@@ -11,6 +12,7 @@ passes other base URLs — the test suite does, for services it starts on free p
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -41,16 +43,12 @@ def ensure_spanner(
         node_count=1,
     )
     if not instance.exists():
-        try:
+        with contextlib.suppress(AlreadyExists):
             instance.create().result(timeout=30)
-        except AlreadyExists:
-            pass
     database = instance.database(declared.database)
     if not database.exists():
-        try:
+        with contextlib.suppress(AlreadyExists):
             database.create().result(timeout=60)
-        except AlreadyExists:
-            pass
     database.reload()
     missing = _missing_ddl(declared.ddl, list(database.ddl_statements))
     if missing:
@@ -78,28 +76,27 @@ def ensure_pubsub(
     from google.api_core.exceptions import AlreadyExists
     from google.cloud import pubsub_v1
     from google.protobuf import duration_pb2, field_mask_pb2
+    from google.pubsub_v1 import types as pubsub_types
 
     urls = service_urls or local_service_urls(topology)
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     for topic in topology.all_topics():
-        try:
+        with contextlib.suppress(AlreadyExists):
             publisher.create_topic(name=publisher.topic_path(project, topic))
-        except AlreadyExists:
-            pass
     for declared in topology.subscriptions:
-        push_config = pubsub_v1.types.PushConfig(push_endpoint=push_endpoint(declared, urls))
-        subscription = pubsub_v1.types.Subscription(
+        push_config = pubsub_types.PushConfig(push_endpoint=push_endpoint(declared, urls))
+        subscription = pubsub_types.Subscription(
             name=subscriber.subscription_path(project, declared.name),
             topic=publisher.topic_path(project, declared.topic),
             push_config=push_config,
             ack_deadline_seconds=declared.ack_deadline_seconds,
             enable_message_ordering=declared.enable_message_ordering,
-            dead_letter_policy=pubsub_v1.types.DeadLetterPolicy(
+            dead_letter_policy=pubsub_types.DeadLetterPolicy(
                 dead_letter_topic=publisher.topic_path(project, declared.dead_letter_topic),
                 max_delivery_attempts=declared.max_delivery_attempts,
             ),
-            retry_policy=pubsub_v1.types.RetryPolicy(
+            retry_policy=pubsub_types.RetryPolicy(
                 minimum_backoff=duration_pb2.Duration(
                     seconds=declared.retry.minimum_backoff_seconds
                 ),
@@ -113,7 +110,7 @@ def ensure_pubsub(
         except AlreadyExists:
             subscriber.update_subscription(
                 request={
-                    "subscription": pubsub_v1.types.Subscription(
+                    "subscription": pubsub_types.Subscription(
                         name=subscription.name, push_config=push_config
                     ),
                     "update_mask": field_mask_pb2.FieldMask(paths=["push_config"]),

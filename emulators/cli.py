@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
     for name, handler, text in (
         ("down", _down, "stop everything `up` started"),
         ("status", _status, "table of emulators and their health"),
-        ("env", _env, "print export lines: eval \"$(caplab emulators env)\""),
+        ("env", _env, 'print export lines: eval "$(caplab emulators env)"'),
     ):
         action = actions.add_parser(name, help=text)
         port_flags(action)

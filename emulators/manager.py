@@ -169,10 +169,20 @@ def _is_alive(state: EmulatorState) -> bool:
     return stat is not None and stat[0] != "Z" and stat[2] == state.start_ticks
 
 
+_SPAWNED: dict[int, subprocess.Popen[bytes]] = {}
+"""Emulators this process spawned and still runs: kept referenced so that they are reaped
+through ``Popen`` (not collected while running) when this same process stops them."""
+
+
 def _reap_group(pgid: int) -> None:
     """Collect the exit status of every exited member of ``pgid`` that is our child, so none
     lingers as a zombie."""
     for pid in _group_members(pgid, include_zombies=True):
+        spawned = _SPAWNED.get(pid)
+        if spawned is not None:
+            if spawned.poll() is not None:
+                del _SPAWNED[pid]
+            continue
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
 
@@ -215,6 +225,18 @@ def free_port(host: str = DEFAULT_HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(emulators: tuple[EmulatorSpec, ...] = EMULATORS) -> dict[str, int]:
+    """A distinct free loopback port for every port of every emulator."""
+    ports: dict[str, int] = {}
+    for spec in emulators:
+        for port in spec.ports:
+            candidate = free_port()
+            while candidate in ports.values():
+                candidate = free_port()
+            ports[port.key] = candidate
+    return ports
 
 
 # --- environment -----------------------------------------------------------------------------
@@ -296,10 +318,13 @@ def _probe_once(config: StackConfig, spec: EmulatorSpec) -> str | None:
 
 
 def _wait_ready(
-    config: StackConfig, spec: EmulatorSpec, process: subprocess.Popen[bytes] | None
+    config: StackConfig,
+    spec: EmulatorSpec,
+    process: subprocess.Popen[bytes] | None,
+    launched_at: float,
 ) -> float:
-    started = time.monotonic()
-    deadline = started + config.ready_timeout
+    """Probe until ready; returns seconds from ``launched_at`` (monotonic) to ready."""
+    deadline = time.monotonic() + config.ready_timeout
     reason = "not probed"
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -310,7 +335,7 @@ def _wait_ready(
             )
         failure = _probe_once(config, spec)
         if failure is None:
-            return time.monotonic() - started
+            return time.monotonic() - launched_at
         reason = failure
         time.sleep(0.05)
     raise EmulatorNotReadyError(
@@ -349,6 +374,7 @@ def _spawn(config: StackConfig, spec: EmulatorSpec) -> subprocess.Popen[bytes]:
             start_new_session=True,
             env=dict(config.environ),
         )
+    _SPAWNED[process.pid] = process
     stat = _proc_stat(process.pid)
     EmulatorState(
         name=spec.name,
@@ -381,13 +407,20 @@ def up(config: StackConfig) -> UpResult:
             to_start.append(spec)
     _check_ports(config, to_start)
     processes: dict[str, subprocess.Popen[bytes]] = {}
+    launched_at: dict[str, float] = {}
     try:
         # Spawn all first so their start-ups overlap (the JVM of Pub/Sub dominates).
         for spec in to_start:
+            launched_at[spec.name] = time.monotonic()
             processes[spec.name] = _spawn(config, spec)
             result.started.append(spec.name)
         for spec in config.emulators:
-            result.ready_seconds[spec.name] = _wait_ready(config, spec, processes.get(spec.name))
+            result.ready_seconds[spec.name] = _wait_ready(
+                config,
+                spec,
+                processes.get(spec.name),
+                launched_at.get(spec.name, time.monotonic()),
+            )
         with exported(client_environment(config)):
             for spec in config.emulators:
                 spec.bootstrap(config.service_urls)

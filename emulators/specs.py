@@ -109,7 +109,10 @@ def _probe_bigtable() -> None:
 
 SPANNER = EmulatorSpec(
     name="spanner",
-    ports=(PortSpec("spanner", "Spanner gRPC", 9010), PortSpec("spanner-rest", "Spanner REST", 9020)),
+    ports=(
+        PortSpec("spanner", "Spanner gRPC", 9010),
+        PortSpec("spanner-rest", "Spanner REST", 9020),
+    ),
     host_variable="SPANNER_EMULATOR_HOST",
     command=_spanner_command,
     probe=_probe_spanner,

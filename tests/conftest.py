@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from emulators import manager
-from emulators.specs import EMULATORS
+
+pytest_plugins = ["tests.fixtures.services"]
 
 _SCRUBBED = re.compile(r"^(.*_EMULATOR_HOST|GOOGLE_.*|CAPLAB_.*)$")
 
@@ -32,26 +33,13 @@ def clean_environ() -> Iterator[None]:
         yield
 
 
-def free_ports() -> dict[str, int]:
-    """A free loopback port for every port of every emulator."""
-    ports: dict[str, int] = {}
-    for spec in EMULATORS:
-        for port in spec.ports:
-            while True:
-                candidate = manager.free_port()
-                if candidate not in ports.values():
-                    ports[port.key] = candidate
-                    break
-    return ports
-
-
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, clean_environ: None) -> Iterator[
-    manager.StackConfig
-]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, clean_environ: None
+) -> Iterator[manager.StackConfig]:
     home: Path = tmp_path_factory.mktemp("caplab-home")
     environ = dict(os.environ, CAPLAB_HOME=str(home))
-    config = manager.StackConfig.from_environ(environ, port_overrides=free_ports())
+    config = manager.StackConfig.from_environ(environ, port_overrides=manager.free_ports())
     try:
         manager.up(config)
         yield config

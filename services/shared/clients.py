@@ -19,6 +19,7 @@ from services.shared.settings import GcpSettings
 
 if TYPE_CHECKING:
     from google.cloud import bigtable, pubsub_v1, spanner, tasks_v2
+    from google.cloud.bigtable.table import Table
     from google.cloud.spanner_v1.database import Database
 
 
@@ -51,7 +52,7 @@ class ClientFactory:
 
         return bigtable.Client(project=self.settings.project)
 
-    def bigtable_table(self, table: str, app_profile_id: str | None = None) -> bigtable.table.Table:
+    def bigtable_table(self, table: str, app_profile_id: str | None = None) -> Table:
         instance = self.bigtable.instance(self.settings.bigtable_instance)
         return instance.table(table, app_profile_id=app_profile_id)
 

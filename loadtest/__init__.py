@@ -1,0 +1,1 @@
+"""The load-and-consistency lab and the benchmark scripts."""

@@ -1,0 +1,102 @@
+"""``caplab service <name>`` (one service in the foreground: the container's command) and
+``caplab serve`` (every registered service, locally, against the running emulators)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from caplab.errors import CaplabError
+from caplab.topology import TOPOLOGY, local_service_urls
+from emulators import manager
+from services import launcher
+from services.registry import SERVICES
+
+
+def register(subparsers: Any) -> None:
+    service = subparsers.add_parser(
+        "service", help="run one service in the foreground on $PORT (the container command)"
+    )
+    service.add_argument("name", choices=sorted(SERVICES))
+    service.set_defaults(handler=_service)
+
+    serve = subparsers.add_parser(
+        "serve", help="run every service locally against the running emulators (Ctrl-C stops)"
+    )
+    serve.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="NAME=PORT",
+        help="run service NAME on PORT instead of its topology port (repeatable)",
+    )
+    serve.add_argument(
+        "--only", action="append", choices=sorted(SERVICES), help="run only these services"
+    )
+    serve.set_defaults(handler=_serve)
+
+
+def _service(args: argparse.Namespace) -> int:
+    from services.shared import runner
+
+    runner.run(SERVICES[args.name])
+    return 0
+
+
+def _ports(overrides: list[str]) -> dict[str, int]:
+    ports = dict(TOPOLOGY.services)
+    for item in overrides:
+        name, _, number = item.partition("=")
+        if name not in SERVICES or not number.isdigit():
+            raise CaplabError(f"--port expects NAME=PORT with NAME in {sorted(SERVICES)}: {item!r}")
+        ports[name] = int(number)
+    return ports
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from emulators import bootstrap
+
+    console = Console()
+    config = manager.running_config(manager.StackConfig.from_environ())
+    rows = manager.status(config)
+    if not all(row.health is manager.Health.HEALTHY for row in rows):
+        raise CaplabError(
+            "the emulators are not all healthy; start them with `caplab emulators up`"
+        )
+    environ = dict(os.environ, **manager.client_environment(config))
+    ports = _ports(args.port)
+    names = args.only or list(SERVICES)
+    urls = dict(local_service_urls(), **{n: f"http://127.0.0.1:{p}" for n, p in ports.items()})
+    with manager.exported(environ):
+        bootstrap.ensure_pubsub(urls)  # push endpoints follow the ports chosen here
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM as on Ctrl-C
+    running: list[launcher.RunningService] = []
+    try:
+        for name in names:
+            running.append(launcher.start(name, ports[name], environ))
+        for service in running:
+            launcher.wait_ready(service)
+        table = Table(title="caplab services")
+        for column in ("service", "url", "pid"):
+            table.add_column(column)
+        for service in running:
+            table.add_row(service.name, service.url, str(service.process.pid))
+        console.print(table)
+        console.print("Ctrl-C stops them.")
+        while all(service.process.poll() is None for service in running):
+            time.sleep(0.5)
+        exited = [s.name for s in running if s.process.poll() is not None]
+        raise CaplabError(f"service(s) exited: {', '.join(exited)}")
+    finally:
+        for service in running:
+            launcher.stop(service)

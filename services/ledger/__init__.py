@@ -1,0 +1,1 @@
+"""The ledger: accounts and transfers on Spanner, reads with a chosen consistency."""

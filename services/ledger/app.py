@@ -1,0 +1,337 @@
+"""The ledger HTTP service: accounts, transfers, and balance reads whose consistency the
+caller chooses — and sees the price of — in every answer.
+
+Run it as the container does: ``PORT=8081 caplab service ledger``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Path, Query, Response
+from pydantic import BaseModel, Field
+
+from services.ledger.cache import BalanceCache, CacheStats
+from services.ledger.models import (
+    AccountCreated,
+    AccountIn,
+    AccountOut,
+    Consistency,
+    SnapshotAccount,
+    SnapshotOut,
+    TransferIn,
+    TransferOut,
+)
+from services.ledger.settings import LedgerSettings
+from services.ledger.store import AccountRow, LedgerStore, account_not_found
+from services.ledger.transfers import Transfers
+from services.shared.app import create_app as create_service_app
+from services.shared.clients import ClientFactory
+from services.shared.deadline import run_with_deadline
+from services.shared.durations import DurationError, format_duration, parse_duration
+from services.shared.problems import Problem, invalid_field, problem_responses
+from services.shared.timestamps import rfc3339
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+MAX_SNAPSHOT_ACCOUNTS = 100
+SERVED_BY = {
+    Consistency.STRONG: "leader",
+    Consistency.EXACT: "replica",
+    Consistency.BOUNDED: "replica",
+    Consistency.CACHED: "leader",
+}
+
+
+class PushMessage(BaseModel):
+    data: str = ""
+    attributes: dict[str, str] | None = None
+    messageId: str = ""
+
+
+class PushEnvelope(BaseModel):
+    """The JSON body Pub/Sub push delivers."""
+
+    message: PushMessage
+    subscription: str = ""
+
+
+class Invalidated(BaseModel):
+    invalidated: list[str] = Field(description="accounts whose cache entry was dropped")
+
+
+def _staleness(text: str | None, default: timedelta, limit: timedelta) -> timedelta:
+    if text is None:
+        return default
+    try:
+        value = parse_duration(text)
+    except DurationError as error:
+        raise invalid_field("query.staleness", str(error)) from error
+    if value > limit:
+        raise invalid_field(
+            "query.staleness",
+            f"staleness {text} exceeds the maximum {format_duration(limit)} (older versions may "
+            f"have been garbage-collected)",
+            maximum=format_duration(limit),
+        )
+    return value
+
+
+def create_app(
+    settings: LedgerSettings | None = None, clients: ClientFactory | None = None
+) -> FastAPI:
+    settings = settings or LedgerSettings.from_environ()
+    clients = clients or ClientFactory(settings.gcp)
+    deadline = settings.deadline.total_seconds()
+    store = LedgerStore(clients.spanner_database, settings.deadline, settings.abort_retry_delay)
+    transfers = Transfers(store)
+    cache = BalanceCache(settings.cache_ttl)
+
+    app = create_service_app(
+        "caplab ledger",
+        project=settings.gcp.project,
+        readiness=store.ping,
+        version="1.0.0",
+        description=(
+            "Accounts and transfers on Cloud Spanner. Balance reads choose their consistency: "
+            "strong (leader), exact or bounded staleness (any replica), or cached (this "
+            "instance, TTL + event invalidation); every answer says which it got."
+        ),
+    )
+
+    @app.post(
+        "/v1/accounts",
+        status_code=201,
+        response_model=AccountCreated,
+        responses={200: {"description": "the account already existed (idempotent create)",
+                         "model": AccountCreated}, **problem_responses(409, 422, 503)},
+        tags=["accounts"],
+    )  # fmt: skip
+    async def create_account(account: AccountIn, response: Response) -> AccountCreated:
+        row, created = await run_with_deadline(
+            deadline, store.create_account, account.id, account.owner, account.balance_cents
+        )
+        if not created:
+            response.status_code = 200
+        return AccountCreated(
+            account=row.account,
+            owner=row.owner,
+            balance_cents=row.balance_cents,
+            version=row.version,
+            commit_timestamp=rfc3339(row.updated_at),
+            created=created,
+        )
+
+    @app.get(
+        "/v1/accounts/{account_id}",
+        response_model=AccountOut,
+        responses=problem_responses(404, 422, 503),
+        tags=["accounts"],
+    )
+    async def read_account(
+        account_id: Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN)],
+        consistency: Consistency = Consistency.STRONG,
+        staleness: Annotated[
+            str | None,
+            Query(description="duration such as 10s, 1500ms or 2m; default 10s (exact/bounded) "
+                  "or the cache TTL (cached)"),
+        ] = None,
+    ) -> AccountOut:  # fmt: skip
+        if consistency is Consistency.CACHED:
+            max_age = _staleness(staleness, settings.cache_ttl, settings.cache_ttl)
+            entry = cache.get(account_id, max_age)
+            if entry is not None:
+                return _account_out(
+                    entry.row, entry.read_timestamp_text, consistency, max_age, "cache",
+                    cache_age=format_duration(entry.age_now()),
+                )  # fmt: skip
+            bound, mode = max_age, Consistency.STRONG
+        elif consistency is Consistency.STRONG:
+            bound, mode = None, Consistency.STRONG
+        else:
+            bound = _staleness(staleness, settings.default_staleness, settings.max_staleness)
+            mode = consistency
+        read = await run_with_deadline(
+            deadline, store.read_accounts, [account_id], mode, bound or timedelta(0)
+        )
+        row = read.rows.get(account_id)
+        if row is None and mode is not Consistency.STRONG:
+            raise Problem(
+                404,
+                "account-not-found",
+                f"account {account_id!r} did not exist at the read timestamp "
+                f"{rfc3339(read.read_timestamp)} (a stale read sees the past)",
+                field="path.account_id",
+            )
+        if row is None:
+            raise account_not_found(account_id, "path.account_id")
+        read_timestamp = rfc3339(read.read_timestamp)
+        if consistency is Consistency.CACHED:
+            cache.put(row, read_timestamp)
+        return _account_out(row, read_timestamp, consistency, bound, SERVED_BY[consistency])
+
+    @app.get(
+        "/v1/snapshot",
+        response_model=SnapshotOut,
+        responses=problem_responses(404, 422, 503),
+        tags=["accounts"],
+        summary="Several balances read at one timestamp (for invariants such as total money)",
+    )
+    async def snapshot(
+        accounts: Annotated[str, Query(description="comma-separated account ids")],
+        consistency: Consistency = Consistency.STRONG,
+        staleness: str | None = None,
+    ) -> SnapshotOut:
+        ids = list(dict.fromkeys(a.strip() for a in accounts.split(",") if a.strip()))
+        if not ids or len(ids) > MAX_SNAPSHOT_ACCOUNTS:
+            raise invalid_field(
+                "query.accounts", f"name between 1 and {MAX_SNAPSHOT_ACCOUNTS} account ids"
+            )
+        if consistency is Consistency.CACHED:
+            raise invalid_field(
+                "query.consistency",
+                "a snapshot is read from Spanner at one timestamp: use strong, exact or bounded",
+                valid=["strong", "exact", "bounded"],
+            )
+        bound = (
+            None
+            if consistency is Consistency.STRONG
+            else _staleness(staleness, settings.default_staleness, settings.max_staleness)
+        )
+        read = await run_with_deadline(
+            deadline, store.read_accounts, ids, consistency, bound or timedelta(0)
+        )
+        missing = [a for a in ids if a not in read.rows]
+        if missing:
+            raise Problem(
+                404, "account-not-found", f"unknown accounts: {', '.join(missing)}",
+                field="query.accounts", missing=missing,
+            )  # fmt: skip
+        rows = [read.rows[a] for a in ids]
+        return SnapshotOut(
+            read_timestamp=rfc3339(read.read_timestamp),
+            accounts=[
+                SnapshotAccount(account=r.account, balance_cents=r.balance_cents, version=r.version)
+                for r in rows
+            ],
+            total_cents=sum(r.balance_cents for r in rows),
+            consistency=consistency,
+            staleness=format_duration(bound) if bound is not None else None,
+            served_by="leader" if bound is None else "replica",
+        )
+
+    @app.post(
+        "/v1/transfers",
+        status_code=201,
+        response_model=TransferOut,
+        responses={
+            201: {"headers": {"Idempotent-Replayed": {"description": "true on a replay",
+                                                      "schema": {"type": "string"}}}},
+            **problem_responses(400, 404, 409, 422, 503),
+        },
+        tags=["transfers"],
+    )  # fmt: skip
+    async def create_transfer(
+        transfer: TransferIn,
+        response: Response,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", max_length=255)
+        ] = None,
+    ) -> Any:
+        if not idempotency_key:
+            raise Problem(
+                400,
+                "idempotency-key-missing",
+                "POST /v1/transfers requires an Idempotency-Key header (e.g. a UUID)",
+                field="header.Idempotency-Key",
+            )
+        result = await run_with_deadline(deadline, transfers.execute, idempotency_key, transfer)
+        response.status_code = result.status
+        if result.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return result.body
+
+    @app.get(
+        "/v1/transfers/{transfer_id}",
+        response_model=TransferOut,
+        responses=problem_responses(404, 422, 503),
+        tags=["transfers"],
+    )
+    async def read_transfer(
+        transfer_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    ) -> TransferOut:
+        row = await run_with_deadline(deadline, store.read_transfer, transfer_id)
+        if row is None:
+            raise Problem(404, "transfer-not-found", f"no transfer {transfer_id!r}")
+        transfer_id, source, target, amount, from_version, to_version, committed = row
+        return TransferOut.model_validate(
+            {
+                "transfer_id": transfer_id,
+                "from": source,
+                "to": target,
+                "amount_cents": amount,
+                "from_version": from_version,
+                "to_version": to_version,
+                "commit_timestamp": rfc3339(committed),
+            }
+        )
+
+    @app.post(
+        "/internal/invalidate",
+        response_model=Invalidated,
+        responses=problem_responses(400, 422),
+        tags=["internal"],
+        summary="Pub/Sub push endpoint: drop cache entries a transfer event supersedes",
+    )
+    async def invalidate(envelope: PushEnvelope) -> Invalidated:
+        try:
+            event = json.loads(base64.b64decode(envelope.message.data, validate=True))
+            pairs = [(event["from"], event["from_version"]), (event["to"], event["to_version"])]
+            pairs = [(str(account), int(version)) for account, version in pairs]
+        except (binascii.Error, ValueError, KeyError, TypeError) as error:
+            # 400: Pub/Sub retries, then dead-letters the message for a person to look at.
+            raise Problem(
+                400, "malformed-event", f"not a transfer event: {error}", field="body.message.data"
+            ) from error
+        dropped = [account for account, version in pairs if cache.invalidate(account, version)]
+        log.info(
+            "cache invalidation", extra={"fields": {"event_id": event.get("event_id"),
+                                                    "dropped": dropped}}
+        )  # fmt: skip
+        return Invalidated(invalidated=dropped)
+
+    @app.get("/internal/cache", response_model=CacheStats, tags=["internal"])
+    async def cache_stats() -> CacheStats:
+        return cache.stats()
+
+    return app
+
+
+def _account_out(
+    row: AccountRow,
+    read_timestamp: str,
+    consistency: Consistency,
+    bound: timedelta | None,
+    served_by: str,
+    cache_age: str | None = None,
+) -> AccountOut:
+    return AccountOut.model_validate(
+        {
+            "account": row.account,
+            "owner": row.owner,
+            "balance_cents": row.balance_cents,
+            "version": row.version,
+            "updated_at": rfc3339(row.updated_at),
+            "read_timestamp": read_timestamp,
+            "consistency": consistency,
+            "staleness": format_duration(bound) if bound is not None else None,
+            "served_by": served_by,
+            "cache_age": cache_age,
+        }
+    )

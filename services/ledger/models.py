@@ -1,0 +1,103 @@
+"""The ledger's wire shapes. Money is integer cents (``StrictInt``: ``5.0`` and ``"5"`` are
+refused, never rounded); account ids are short printable tokens."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic_core.core_schema import ValidationInfo
+
+MAX_CENTS = 10**15
+"""Largest amount or balance accepted (ten trillion units): far from INT64 overflow."""
+
+AccountId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Cents = Annotated[StrictInt, Field(ge=0, le=MAX_CENTS)]
+
+
+class Consistency(enum.StrEnum):
+    STRONG = "strong"
+    """Spanner strong read: the latest committed value (served by the leader)."""
+    EXACT = "exact"
+    """Exact staleness: the value as of now − staleness (any replica can serve it)."""
+    BOUNDED = "bounded"
+    """Max staleness: any value no older than now − staleness (replica picks the newest it has)."""
+    CACHED = "cached"
+    """Cache-aside in this instance: TTL plus invalidation by transfer events."""
+
+
+ServedBy = Literal["leader", "replica", "cache"]
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: AccountId
+    owner: Annotated[str, Field(min_length=1, max_length=256)]
+    balance_cents: Cents
+
+
+class AccountOut(BaseModel):
+    account: str
+    owner: str
+    balance_cents: int
+    version: int
+    updated_at: str
+    read_timestamp: str
+    consistency: Consistency
+    staleness: str | None = Field(
+        description="the staleness bound used (exact/bounded), or the cache's maximum entry age"
+    )
+    served_by: ServedBy
+    cache_age: str | None = Field(None, description="age of the cache entry served (cached hits)")
+
+
+class AccountCreated(BaseModel):
+    account: str
+    owner: str
+    balance_cents: int
+    version: int
+    commit_timestamp: str
+    created: bool = Field(description="false when the account already existed identically")
+
+
+class TransferIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: AccountId = Field(alias="from")
+    to: AccountId
+    amount_cents: Annotated[StrictInt, Field(gt=0, le=MAX_CENTS)]
+
+    @field_validator("to")
+    @classmethod
+    def _distinct(cls, to: str, info: ValidationInfo) -> str:
+        if info.data.get("from_") == to:
+            raise ValueError("must differ from `from`: a transfer needs two accounts")
+        return to
+
+
+class TransferOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    transfer_id: str
+    from_: str = Field(alias="from")
+    to: str
+    amount_cents: int
+    from_version: int
+    to_version: int
+    from_balance_cents: int | None = None
+    to_balance_cents: int | None = None
+    commit_timestamp: str
+
+
+class SnapshotAccount(BaseModel):
+    account: str
+    balance_cents: int
+    version: int
+
+
+class SnapshotOut(BaseModel):
+    read_timestamp: str
+    accounts: list[SnapshotAccount]
+    total_cents: int
+    consistency: Consistency
+    staleness: str | None
+    served_by: ServedBy

@@ -1,0 +1,142 @@
+"""Each read mode returns what it promises, through HTTP against the emulators."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from conftest import OpenAccount, transfer
+
+from services.launcher import RunningService
+from services.shared.timestamps import parse_rfc3339
+from tests.fixtures.services import ServiceRunner
+
+pytestmark = pytest.mark.e2e
+
+
+def read(client: httpx.Client, account: str, **params: str) -> dict:
+    response = client.get(f"/v1/accounts/{account}", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_strong_sees_the_update_and_exact_staleness_the_older_version(
+    client: httpx.Client, open_account: OpenAccount
+) -> None:
+    """After a transfer, a strong read returns the new version; an exact-staleness read whose
+    timestamp falls before the commit returns the version before it."""
+    source, target = open_account(500), open_account(0)
+    time.sleep(2.0)  # the accounts' first version must be older than the stale read's bound
+    committed = transfer(client, source, target, 200)
+    assert committed.status_code == 201, committed.text
+    commit_timestamp = parse_rfc3339(committed.json()["commit_timestamp"])
+
+    strong = read(client, source, consistency="strong")
+    assert (strong["version"], strong["balance_cents"]) == (2, 300)
+    assert strong["served_by"] == "leader"
+    assert parse_rfc3339(strong["read_timestamp"]) >= commit_timestamp
+
+    stale = read(client, source, consistency="exact", staleness="1s")
+    assert (stale["version"], stale["balance_cents"]) == (1, 500)
+    assert stale["served_by"] == "replica"
+    assert stale["staleness"] == "1s"
+    assert parse_rfc3339(stale["read_timestamp"]) < commit_timestamp
+
+    bounded = read(client, source, consistency="bounded", staleness="1s")
+    assert bounded["version"] in (1, 2)  # any version no older than the bound
+    assert bounded["consistency"] == "bounded"
+
+
+def test_snapshot_reads_all_accounts_at_one_timestamp(
+    client: httpx.Client, open_account: OpenAccount
+) -> None:
+    """A snapshot answers every named account at one read timestamp with the total."""
+    accounts = [open_account(100), open_account(200), open_account(300)]
+    assert transfer(client, accounts[0], accounts[2], 40).status_code == 201
+    response = client.get("/v1/snapshot", params={"accounts": ",".join(accounts)})
+    assert response.status_code == 200, response.text
+    snapshot = response.json()
+    assert snapshot["total_cents"] == 600
+    assert [a["balance_cents"] for a in snapshot["accounts"]] == [60, 200, 340]
+    assert [a["version"] for a in snapshot["accounts"]] == [2, 1, 2]
+    assert snapshot["consistency"] == "strong"
+    assert parse_rfc3339(snapshot["read_timestamp"])
+
+
+def test_cached_read_is_stale_until_the_invalidation_arrives(
+    client: httpx.Client, open_account: OpenAccount, services: ServiceRunner
+) -> None:
+    """A cached balance survives a transfer until its event, moved by the relay and pushed by
+    Pub/Sub, invalidates it; the next cached read returns the new version."""
+    source, target = open_account(1000), open_account(0)
+    first = read(client, source, consistency="cached")
+    assert first["served_by"] == "leader"  # a miss fills the cache
+    assert transfer(client, source, target, 250).status_code == 201
+
+    # No relay is running yet: the event waits in the Outbox, the cache still answers.
+    hit = read(client, source, consistency="cached")
+    assert (hit["served_by"], hit["version"], hit["balance_cents"]) == ("cache", 1, 1000)
+    assert hit["cache_age"] is not None
+    invalidations = client.get("/internal/cache").json()["invalidations"]
+
+    with services.restartable("relay", {"RELAY_POLL_INTERVAL": "20ms"}):
+        deadline = time.monotonic() + 20
+        latest = hit
+        while latest["version"] == 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            latest = read(client, source, consistency="cached")
+    assert (latest["version"], latest["balance_cents"]) == (2, 750)
+    assert client.get("/internal/cache").json()["invalidations"] > invalidations
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "field", "needle"),
+    [
+        ("/v1/accounts/{a}", {"consistency": "psychic"}, 422, "query.consistency", "bounded"),
+        ("/v1/accounts/{a}", {"consistency": "exact", "staleness": "2h"}, 422, "query.staleness",
+         "maximum"),
+        ("/v1/accounts/{a}", {"consistency": "exact", "staleness": "soon"}, 422,
+         "query.staleness", "10s"),
+        ("/v1/accounts/nobody-{a}", {}, 404, "path.account_id", "does not exist"),
+        ("/v1/snapshot", {"accounts": "{a},nobody-{a}"}, 404, "query.accounts", "nobody"),
+        ("/v1/snapshot", {"accounts": "{a}", "consistency": "cached"}, 422, "query.consistency",
+         "strong"),
+    ],
+)  # fmt: skip
+def test_read_errors_are_problems_naming_the_field(
+    client: httpx.Client,
+    open_account: OpenAccount,
+    path: str,
+    params: dict[str, str],
+    status: int,
+    field: str,
+    needle: str,
+) -> None:
+    """Bad read requests answer RFC 9457 problems that name the offending field."""
+    account = open_account(1)
+    response = client.get(
+        path.format(a=account), params={k: v.format(a=account) for k, v in params.items()}
+    )
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == field
+    assert needle in response.json()["detail"]
+
+
+def test_unreachable_spanner_is_503_with_retry_after(services: ServiceRunner) -> None:
+    """With Spanner unreachable, reads fail within the deadline as 503 + Retry-After."""
+    nowhere = {"SPANNER_EMULATOR_HOST": "127.0.0.1:9", "LEDGER_DEADLINE": "1s"}
+    with services.restartable("ledger", nowhere, ready_path="/healthz") as cut_off:
+        assert httpx.get(cut_off.url + "/readyz", timeout=10).status_code == 503
+        response = httpx.get(cut_off.url + "/v1/accounts/anyone", timeout=10)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_ledger_process_is_the_container_command(ledger: RunningService) -> None:
+    """The session ledger runs as `caplab service ledger` and serves its OpenAPI document."""
+    assert ledger.process.args[-3:] == ["caplab", "service", "ledger"]
+    document = httpx.get(ledger.url + "/openapi.json").json()
+    assert "/v1/transfers" in document["paths"]
