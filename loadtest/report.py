@@ -23,6 +23,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 from matplotlib.figure import Figure
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -126,31 +127,41 @@ def _verdict_text(report: Report) -> list[tuple[str, str, bool]]:
 
 
 def print_console(report: Report, console: Console) -> None:
-    table = Table(title=f"caplab load {report.result.run_id}: latency from intended start (ms)")
-    for column in ("mode", "p50", "p90", "p99", "p99.9", "max", "req/s", "errors", "late",
-                   "dropped", "fresh", "stale p99 ms", "max k"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "mode" else "right")
+    latency = Table(
+        title=f"caplab load {report.result.run_id}: latency from intended start (ms)",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("mode", "p50", "p90", "p99", "p99.9", "max", "req/s", "errors", "late"):
+        latency.add_column(column, justify="left" if column == "mode" else "right")
     for kind, stats in report.stats.items():
         p = percentiles_ms(stats.latency)
-        staleness = report.staleness.get(kind)
-        fresh = stale_p99 = max_k = "-"
-        if staleness and staleness.reads:
-            summary = staleness.to_json()
-            fresh = f"{staleness.fresh_fraction:.1%}"
-            stale_p99 = f"{summary['stale_ms']['p99']:.1f}"  # type: ignore[index]
-            max_k = str(summary["max_versions_behind"])
-        table.add_row(
+        latency.add_row(
             kind,
             *(f"{p[key]:.2f}" for key in ("p50", "p90", "p99", "p99.9", "max")),
             f"{stats.throughput:.1f}",
             str(stats.errors),
             str(stats.late),
-            str(stats.dropped),
-            fresh,
-            stale_p99,
-            max_k,
         )
-    console.print(table)
+    console.print(latency)
+    staleness = Table(title="staleness of balance reads", box=box.SIMPLE_HEAD)
+    for column in ("mode", "reads", "fresh", "stale p50 ms", "stale p99 ms", "max k", "over bound"):
+        staleness.add_column(column, justify="left" if column == "mode" else "right")
+    for mode, s in report.staleness.items():
+        summary = s.to_json()
+        stale_ms: dict[str, float] = summary["stale_ms"]  # type: ignore[assignment]
+        staleness.add_row(
+            mode,
+            str(s.reads),
+            f"{s.fresh_fraction:.1%}",
+            f"{stale_ms['p50']:.1f}",
+            f"{stale_ms['p99']:.1f}",
+            str(summary["max_versions_behind"]),
+            str(len(s.bound_violations)),
+        )
+    console.print(staleness)
+    dropped = sum(report.result.dropped.values())
+    if dropped:
+        console.print(f"[yellow]{dropped} arrivals dropped (more than --max-in-flight)[/]")
     lag = percentiles_ms(report.lag)
     console.print(
         f"scheduling lag: p50 {lag['p50']:.3f} ms, p99 {lag['p99']:.3f} ms, max {lag['max']:.3f} ms"
@@ -159,7 +170,7 @@ def print_console(report: Report, console: Console) -> None:
         console.print(f"[dim]note: {note}[/]")
     for check, outcome, passed in _verdict_text(report):
         mark = "[green]✓[/]" if passed else "[red]✗[/]"
-        console.print(f"{mark} {check}: {html.unescape(outcome)}", highlight=False)
+        console.print(f"{mark} {check}: {outcome}", highlight=False)
     for example in report.linearizability.counterexamples:
         for line in example.lines(report.linearizability.model):
             console.print(line, highlight=False, markup=False)

@@ -84,6 +84,8 @@ class StandInLedger:
             await asyncio.sleep(start + self.stall_for - now)
 
     async def handle(self, scope: Scope, body: bytes) -> tuple[int, dict[str, Any]]:
+        if scope["path"] == "/readyz":
+            return 200, {"status": "ready"}
         headers = dict(scope["headers"])
         if self.token and headers.get(b"authorization") != f"Bearer {self.token}".encode():
             return 401, {"type": "about:blank", "title": "Unauthorized", "status": 401}
