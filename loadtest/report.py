@@ -31,6 +31,7 @@ from loadtest.checks.bank import BankResult, check_bank
 from loadtest.checks.linearizable import check_linearizable, ledger_history
 from loadtest.checks.staleness import ModeStaleness, check_staleness
 from loadtest.checks.visibility import Visibility, check_visibility
+from loadtest.config import OPERATIONS
 from loadtest.linearizability import CheckResult, Verdict, dump_history
 from loadtest.runner import RunResult
 from loadtest.stats import KindStats, kind_stats, percentiles_ms, scheduling_lag
@@ -179,6 +180,10 @@ def print_console(report: Report, console: Console) -> None:
 # ---- plots -----------------------------------------------------------------------------
 
 
+MODE_COLOURS = dict(zip(OPERATIONS, ("C0", "C1", "C2", "C3", "C4", "C5", "C6"), strict=True))
+"""One colour per mode across every chart."""
+
+
 def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -196,7 +201,7 @@ def latency_spectrum_plot(report: Report) -> str:
             continue
         xs = [10**n for n in nines]
         ys = [stats.latency.get_value_at_percentile(100 * (1 - 10**-n)) / 1000 for n in nines]
-        axes.plot(xs, ys, label=kind)
+        axes.plot(xs, ys, label=kind, color=MODE_COLOURS[kind])
     axes.set_xscale("log")
     axes.set_yscale("log")
     ticks = [1, 2, 10, 100, 1000, 10000]
@@ -218,8 +223,11 @@ def staleness_plot(report: Report) -> str:
             continue
         values = sorted(t * 1000 for t in s.seconds_behind)
         ys = [(i + 1) / len(values) for i in range(len(values))]
-        left.step(values, ys, where="post", label=mode)
-        right.plot(range(len(s.k_staleness())), s.k_staleness(), marker="o", label=mode)
+        colour = MODE_COLOURS[mode]
+        left.step(values, ys, where="post", label=mode, color=colour)
+        right.plot(
+            range(len(s.k_staleness())), s.k_staleness(), marker="o", label=mode, color=colour
+        )
     left.set_xlabel("time behind the newest committed version (ms)")
     left.set_ylabel("fraction of reads")
     left.set_title("t-staleness (CDF)")
