@@ -180,7 +180,7 @@ def print_console(report: Report, console: Console) -> None:
 # ---- plots -----------------------------------------------------------------------------
 
 
-MODE_COLOURS = dict(zip(OPERATIONS, ("C0", "C1", "C2", "C3", "C4", "C5", "C6"), strict=True))
+MODE_COLOURS: dict[str, str] = {kind: f"C{i}" for i, kind in enumerate(OPERATIONS)}
 """One colour per mode across every chart."""
 
 
