@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-unit demo up down status lint bench-up clean
+.PHONY: test test-unit demo up down status lint bench-up bench-lab clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: $(STAMP)
 
 bench-up: $(STAMP)
 	$(BIN)/python -m loadtest.bench_up
+
+## bench-lab: scheduling lag at 1,000 req/s and linearizability-checker times (prints figures)
+bench-lab: $(STAMP)
+	$(BIN)/python -m loadtest.bench_lab
 
 clean:
 	rm -rf $(VENV) .caplab .pytest_cache .ruff_cache

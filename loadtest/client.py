@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from loadtest.pool import ClientPool
 from loadtest.records import ERROR, OK, REJECTED, UNKNOWN, Record
 from services.shared.durations import DurationError, parse_duration
 from services.shared.timestamps import parse_rfc3339
@@ -38,14 +39,14 @@ class LabClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        pool: ClientPool,
         ledger_url: str,
         activity_url: str | None = None,
         staleness: str = "2s",
         activity_limit: int = 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.http = http
+        self.pool = pool
         self.ledger_url = ledger_url.rstrip("/")
         self.activity_url = activity_url.rstrip("/") if activity_url else None
         self.staleness = staleness
@@ -53,12 +54,13 @@ class LabClient:
         self.clock = clock
 
     async def _call(
-        self, record: Record, send: Callable[[], Awaitable[httpx.Response]]
+        self, record: Record, send: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
     ) -> httpx.Response | None:
-        record.invoked = self.clock()
-        record.wall_invoked = time.time()
         try:
-            response = await send()
+            async with self.pool.lease() as http:
+                record.invoked = self.clock()
+                record.wall_invoked = time.time()
+                response = await send(http)
         except httpx.HTTPError as error:
             record.returned = self.clock()
             record.outcome = UNKNOWN if record.kind == "transfer" else ERROR
@@ -82,7 +84,7 @@ class LabClient:
     async def create_account(self, record: Record, balance: int) -> Record:
         body = {"id": record.account, "owner": "caplab-load", "balance_cents": balance}
         response = await self._call(
-            record, lambda: self.http.post(f"{self.ledger_url}/v1/accounts", json=body)
+            record, lambda http: http.post(f"{self.ledger_url}/v1/accounts", json=body)
         )
         if response is not None:
             data = response.json()
@@ -95,7 +97,7 @@ class LabClient:
         headers = {"Idempotency-Key": uuid.uuid4().hex}
         response = await self._call(
             record,
-            lambda: self.http.post(f"{self.ledger_url}/v1/transfers", json=body, headers=headers),
+            lambda http: http.post(f"{self.ledger_url}/v1/transfers", json=body, headers=headers),
         )
         if response is not None:
             data = response.json()
@@ -109,7 +111,7 @@ class LabClient:
         if record.kind != "strong":
             params["staleness"] = self.staleness
         url = f"{self.ledger_url}/v1/accounts/{record.account}"
-        response = await self._call(record, lambda: self.http.get(url, params=params))
+        response = await self._call(record, lambda http: http.get(url, params=params))
         if response is not None:
             data = response.json()
             record.balance, record.version = data["balance_cents"], data["version"]
@@ -122,7 +124,7 @@ class LabClient:
     async def snapshot(self, record: Record, accounts: list[str]) -> Record:
         params = {"accounts": ",".join(accounts), "consistency": "strong"}
         response = await self._call(
-            record, lambda: self.http.get(f"{self.ledger_url}/v1/snapshot", params=params)
+            record, lambda http: http.get(f"{self.ledger_url}/v1/snapshot", params=params)
         )
         if response is not None:
             data: dict[str, Any] = response.json()
@@ -138,7 +140,7 @@ class LabClient:
         assert self.activity_url is not None, "activity reads need an activity URL"
         url = f"{self.activity_url}/v1/accounts/{record.account}/activity"
         params = {"limit": str(self.activity_limit)}
-        response = await self._call(record, lambda: self.http.get(url, params=params))
+        response = await self._call(record, lambda http: http.get(url, params=params))
         if response is not None:
             data = response.json()
             record.activity = [(i["transfer_id"], epoch(i["committed_at"])) for i in data["items"]]

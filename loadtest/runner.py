@@ -29,6 +29,7 @@ from caplab.errors import CaplabError
 from loadtest.client import LabClient
 from loadtest.config import LoadConfig
 from loadtest.plan import Planned, account_ids, schedule
+from loadtest.pool import ClientPool
 from loadtest.records import ERROR, OK, REJECTED, Record
 
 SETUP_CONCURRENCY = 8
@@ -121,14 +122,10 @@ async def run_load(
     run_id = run_id or f"lab-{uuid.uuid4().hex[:8]}"
     accounts = account_ids(run_id, config.accounts)
     result = RunResult(config, run_id, accounts, endpoints, notes=notes)
-    limits = httpx.Limits(
-        max_connections=config.connections, max_keepalive_connections=config.connections
-    )
-    async with httpx.AsyncClient(
-        limits=limits, timeout=config.timeout, auth=endpoints.auth
-    ) as http:
+    pool = ClientPool(config.connections, config.timeout, endpoints.auth)
+    try:
         client = LabClient(
-            http,
+            pool,
             endpoints.ledger_url,
             endpoints.activity_url,
             config.staleness,
@@ -138,6 +135,8 @@ async def run_load(
         plan = schedule(config, accounts)
         result.started_wall = time.time()
         result.records = await _drive(client, config, plan, accounts, result, console)
+    finally:
+        await pool.aclose()
     return result
 
 

@@ -11,21 +11,29 @@ a transfer at once. Two knobs make it misbehave on purpose:
 - ``--token T``: every request must carry ``Authorization: Bearer T`` (else 401), as Cloud Run
   with IAM demands.
 
-Run: ``python -m loadtest.standin --port 24001``.
+Run: ``python -m loadtest.standin --port 24001``, or :func:`running` from Python.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 import uvicorn
+
+from caplab.errors import CaplabError
+from emulators.manager import free_port
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -150,6 +158,40 @@ class StandInLedger:
         return 200, {"read_timestamp": _now_rfc3339(), "accounts": rows,
                      "total_cents": sum(r["balance_cents"] for r in rows),
                      "consistency": "strong", "staleness": None, "served_by": "leader"}  # fmt: skip
+
+
+@contextlib.contextmanager
+def running(log_path: Path, *options: str, ready_timeout: float = 20.0) -> Iterator[str]:
+    """Run the stand-in as a separate process on a free port; yield its base URL once it
+    answers ``/readyz``; stop it (its whole process group) on exit."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loadtest.standin", "--port", str(port), *options],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if process.poll() is not None:
+                raise CaplabError(f"the stand-in ledger exited:\n{log_path.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise CaplabError(f"the stand-in ledger did not answer within {ready_timeout} s")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def main(argv: list[str] | None = None) -> None:
