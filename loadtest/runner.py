@@ -16,6 +16,7 @@ marked and left out of the statistics (the checkers still see them).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections import Counter
@@ -106,7 +107,7 @@ def _mix_for(config: LoadConfig, endpoints: Endpoints, notes: list[str]) -> Load
         return config
     notes.append("no activity URL given: activity reads and t-visibility skipped")
     mix = {k: w for k, w in config.mix.items() if k != "activity"}
-    return LoadConfig(**{**config.__dict__, "mix": mix})
+    return dataclasses.replace(config, mix=mix)
 
 
 async def run_load(
