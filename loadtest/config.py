@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from caplab.errors import CaplabError
+from services.shared.durations import DurationError, parse_duration
 
 READ_MODES = ("strong", "exact", "bounded", "cached")
 OPERATIONS = ("transfer", *READ_MODES, "snapshot", "activity")
@@ -78,6 +79,10 @@ class LoadConfig:
             raise LoadConfigError("the warm-up must be shorter than the run")
         if self.arrivals not in ("constant", "poisson"):
             raise LoadConfigError("arrivals are 'constant' or 'poisson'")
+        try:
+            parse_duration(self.staleness)
+        except DurationError as error:
+            raise LoadConfigError(f"--staleness: {error}") from error
         if self.accounts < 2:
             raise LoadConfigError("transfers need at least 2 accounts")
         if self.mix.get("snapshot", 0) > 0 and self.accounts > MAX_SNAPSHOT_ACCOUNTS:

@@ -32,6 +32,7 @@ from loadtest.config import LoadConfig
 from loadtest.plan import Planned, account_ids, schedule
 from loadtest.pool import ClientPool
 from loadtest.records import ERROR, OK, REJECTED, Record
+from services.shared.durations import parse_duration
 
 SETUP_CONCURRENCY = 8
 START_LEAD = 0.05
@@ -133,6 +134,10 @@ async def run_load(
             config.activity_limit,
         )
         result.setup = await _setup_accounts(client, config, accounts)
+        if config.mix.get("exact", 0) > 0 or config.mix.get("bounded", 0) > 0:
+            # A stale read looks `staleness` into the past: before that the accounts did not
+            # exist yet and every such read would be a 404.
+            await asyncio.sleep(parse_duration(config.staleness).total_seconds())
         plan = schedule(config, accounts)
         result.started_wall = time.time()
         result.records = await _drive(client, config, plan, accounts, result, console)

@@ -154,6 +154,8 @@ def test_mix_and_config_errors_name_the_problem() -> None:
         LoadConfig(duration=2, warmup=3)
     with pytest.raises(LoadConfigError, match="at most 100 accounts"):
         LoadConfig(accounts=101)
+    with pytest.raises(LoadConfigError, match="--staleness: 'soon' is not a duration"):
+        LoadConfig(staleness="soon")
 
 
 def test_latency_statistics_exclude_warmup_and_count_late_starts() -> None:

@@ -91,7 +91,8 @@ def test_load_command_writes_report_and_a_checkable_history(
     with standin() as url:
         status = main(
             ["load", "--ledger-url", url, "--activity-url", url, "--duration", "2",
-             "--warmup", "0.5", "--rate", "100", "--accounts", "4", "--out", str(out)]
+             "--warmup", "0.5", "--rate", "100", "--accounts", "4", "--staleness", "200ms",
+             "--out", str(out)]
         )  # fmt: skip
     assert status == 0
     page = (out / "report.html").read_text()
