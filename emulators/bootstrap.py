@@ -150,3 +150,53 @@ def ensure_bigtable(
                 )
             gc_rule = rules[0] if len(rules) == 1 else column_family.GCRuleUnion(rules)
             table.column_family(family_id, gc_rule=gc_rule).create()
+
+
+TASKS_LOCATION = "us-central1"
+
+
+def tasks_location_path(project: str = LOCAL_PROJECT) -> str:
+    return f"projects/{project}/locations/{TASKS_LOCATION}"
+
+
+def ensure_tasks(
+    service_urls: Mapping[str, str] | None = None,
+    topology: Topology = TOPOLOGY,
+    project: str = LOCAL_PROJECT,
+) -> None:
+    """The topology's Cloud Tasks queues with their rate limits and retry policy; an existing
+    queue is updated to the declared settings."""
+    import os
+    from datetime import timedelta
+
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import tasks_v2
+    from google.protobuf import field_mask_pb2
+
+    from services.shared.clients import build_tasks_client
+
+    parent = tasks_location_path(project)
+    with build_tasks_client(os.environ.get("CLOUD_TASKS_EMULATOR_HOST")) as client:
+        for declared in topology.queues:
+            retry = declared.retry
+            queue = tasks_v2.Queue(
+                name=f"{parent}/queues/{declared.name}",
+                rate_limits=tasks_v2.RateLimits(
+                    max_dispatches_per_second=declared.max_dispatches_per_second,
+                    max_concurrent_dispatches=declared.max_concurrent_dispatches,
+                ),
+                retry_config=tasks_v2.RetryConfig(
+                    max_attempts=retry.max_attempts,
+                    min_backoff=timedelta(seconds=retry.min_backoff_seconds),
+                    max_backoff=timedelta(seconds=retry.max_backoff_seconds),
+                    max_doublings=retry.max_doublings,
+                    max_retry_duration=timedelta(seconds=retry.max_retry_duration_seconds),
+                ),
+            )
+            try:
+                client.create_queue(parent=parent, queue=queue)
+            except AlreadyExists:
+                client.update_queue(
+                    queue=queue,
+                    update_mask=field_mask_pb2.FieldMask(paths=["rate_limits", "retry_config"]),
+                )

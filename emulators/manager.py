@@ -245,6 +245,9 @@ def free_ports(emulators: tuple[EmulatorSpec, ...] = EMULATORS) -> dict[str, int
 def client_environment(config: StackConfig) -> dict[str, str]:
     """The variables that point official clients (and caplab's services) at this stack."""
     env = {spec.host_variable: config.address(spec) for spec in config.emulators}
+    for spec in config.emulators:
+        if spec.environment is not None:
+            env.update(spec.environment(config.host, config.ports))
     env.update(
         {
             "GOOGLE_CLOUD_PROJECT": LOCAL_PROJECT,

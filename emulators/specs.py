@@ -1,12 +1,14 @@
 """What each emulator is: its ports, how to launch it, the variable that points clients at it,
 and the functional probe that says it is ready.
 
-Adding an emulator (the Cloud Tasks one) means adding one :class:`EmulatorSpec` to
+Adding an emulator (as the Cloud Tasks one was) means adding one :class:`EmulatorSpec` to
 :data:`EMULATORS`; ``caplab emulators up|down|status|env|logs`` need no change.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -50,6 +52,8 @@ class EmulatorSpec:
     """Raises while the emulator is not serving; called with ``host_variable`` exported."""
     bootstrap: Callable[[Mapping[str, str] | None], object]
     """Creates the topology's part held by this emulator (given the services' base URLs)."""
+    environment: Callable[[str, Mapping[str, int]], dict[str, str]] | None = None
+    """Variables beyond ``host_variable`` that clients need (given host and ports)."""
 
     @property
     def main_port(self) -> PortSpec:
@@ -83,6 +87,19 @@ def _bigtable_command(launch: Launch) -> list[str]:
     ]
 
 
+def _cloudtasks_command(launch: Launch) -> list[str]:
+    """Our own emulator, run by this interpreter (the project is installed in it)."""
+    return [
+        sys.executable,
+        "-m",
+        "emulators.cloudtasks",
+        f"--host={launch.host}",
+        f"--port={launch.ports['tasks']}",
+        f"--oidc-port={launch.ports['tasks-oidc']}",
+        f"--project={LOCAL_PROJECT}",
+    ]
+
+
 def _probe_spanner() -> None:
     """Creates the instance if needed and runs ``SELECT 1`` on the topology's database
     (creating it with the topology's DDL if needed): the probe is the bootstrap's first step."""
@@ -105,6 +122,18 @@ def _probe_bigtable() -> None:
 
     client = bigtable.Client(project=LOCAL_PROJECT, admin=True)
     client.instance(TOPOLOGY.bigtable.instance).list_tables()
+
+
+def _tasks_environment(host: str, ports: Mapping[str, int]) -> dict[str, str]:
+    """Where handlers find the OIDC discovery document and JWKS that verify task tokens."""
+    return {"CLOUD_TASKS_OIDC_ISSUER": f"http://{host}:{ports['tasks-oidc']}"}
+
+
+def _probe_tasks() -> None:
+    from services.shared.clients import build_tasks_client
+
+    with build_tasks_client(os.environ["CLOUD_TASKS_EMULATOR_HOST"]) as client:
+        list(client.list_queues(parent=bootstrap.tasks_location_path(LOCAL_PROJECT), timeout=2))
 
 
 SPANNER = EmulatorSpec(
@@ -135,7 +164,20 @@ BIGTABLE = EmulatorSpec(
     bootstrap=bootstrap.ensure_bigtable,
 )
 
-EMULATORS: tuple[EmulatorSpec, ...] = (SPANNER, PUBSUB, BIGTABLE)
+CLOUD_TASKS = EmulatorSpec(
+    name="tasks",
+    ports=(
+        PortSpec("tasks", "Cloud Tasks gRPC", 8123),
+        PortSpec("tasks-oidc", "Cloud Tasks OIDC discovery and JWKS", 8124),
+    ),
+    host_variable="CLOUD_TASKS_EMULATOR_HOST",
+    command=_cloudtasks_command,
+    probe=_probe_tasks,
+    bootstrap=bootstrap.ensure_tasks,
+    environment=_tasks_environment,
+)
+
+EMULATORS: tuple[EmulatorSpec, ...] = (SPANNER, PUBSUB, BIGTABLE, CLOUD_TASKS)
 """Every emulator ``caplab emulators up`` starts, in start order."""
 
 

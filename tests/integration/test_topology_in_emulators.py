@@ -68,7 +68,8 @@ def test_pubsub_holds_exactly_the_declared_topics_and_subscriptions(
     for declared in TOPOLOGY.subscriptions:
         actual = subscriptions[declared.name]
         assert actual.topic.endswith(f"/topics/{declared.topic}")
-        assert actual.push_config.push_endpoint == push_endpoint(declared, local_service_urls())
+        # The host part moves with the services (e2e tests point it at their own ports).
+        assert actual.push_config.push_endpoint.endswith(declared.path)
         assert actual.dead_letter_policy.dead_letter_topic.endswith(declared.dead_letter_topic)
         assert actual.dead_letter_policy.max_delivery_attempts == declared.max_delivery_attempts
         assert actual.enable_message_ordering == declared.enable_message_ordering

@@ -1,0 +1,118 @@
+"""One HTTP attempt of an HTTP task: the headers Cloud Tasks puts on it (§3.7 of the spec) and
+the request itself, bounded by the task's ``dispatch_deadline``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from emulators.cloudtasks import messages
+from emulators.cloudtasks.tokens import TokenSigner
+
+USER_AGENT = "Google-Cloud-Tasks"
+_COMPUTED = {"host", "content-length", "user-agent"}
+_RESERVED_PREFIXES = ("x-google-", "x-appengine-")
+_OAUTH_DEFAULT_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+@dataclass(frozen=True)
+class AttemptContext:
+    """What the X-CloudTasks-* headers of one attempt report."""
+
+    queue_id: str
+    task_id: str
+    eta: float
+    retry_count: int
+    """Failed attempts so far, whatever the reason."""
+    execution_count: int
+    """Responses received so far, excluding 5xx."""
+    previous_response: int | None
+    """HTTP status of the previous attempt (None when it got no response)."""
+
+
+def dispatch_headers(
+    request: Any, context: AttemptContext, signer: TokenSigner, now: float
+) -> dict[str, str]:
+    """The task's stored headers (minus those Cloud Tasks computes or reserves), the
+    X-CloudTasks-* headers, the forced User-Agent and, for ``oidc_token``/``oauth_token``, an
+    Authorization header that replaces the user's. No Content-Type is ever added."""
+    headers = {
+        key: value
+        for key, value in request.headers.items()
+        if key.lower() not in _COMPUTED and not key.lower().startswith(_RESERVED_PREFIXES)
+    }
+    headers.update(
+        {
+            "X-CloudTasks-QueueName": context.queue_id,
+            "X-CloudTasks-TaskName": context.task_id,
+            "X-CloudTasks-TaskRetryCount": str(context.retry_count),
+            "X-CloudTasks-TaskExecutionCount": str(context.execution_count),
+            "X-CloudTasks-TaskETA": f"{context.eta:.6f}",
+            "User-Agent": USER_AGENT,
+        }
+    )
+    if context.retry_count > 0:
+        if context.previous_response is not None:
+            headers["X-CloudTasks-TaskPreviousResponse"] = str(context.previous_response)
+        headers["X-CloudTasks-TaskRetryReason"] = ""
+    token = _authorization(request, signer, now)
+    if token is not None:
+        for key in [k for k in headers if k.lower() == "authorization"]:
+            del headers[key]
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def _authorization(request: Any, signer: TokenSigner, now: float) -> str | None:
+    if request.HasField("oidc_token"):
+        oidc = request.oidc_token
+        return signer.id_token(oidc.service_account_email, oidc.audience or request.url, now)
+    if request.HasField("oauth_token"):
+        # Production sends a Google OAuth access token; locally an emulator-signed JWT whose
+        # audience is the scope stands in for it (nothing local can mint a real one).
+        oauth = request.oauth_token
+        return signer.id_token(
+            oauth.service_account_email, oauth.scope or _OAUTH_DEFAULT_SCOPE, now
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int | None
+    """None when no response arrived: deadline passed or the target was unreachable."""
+    error: str | None = None
+
+
+class HttpDispatcher:
+    """Sends attempts over one pooled ``httpx.AsyncClient`` (redirects followed, as for HTTP
+    targets in production; the redirect is not a separate attempt)."""
+
+    def __init__(self) -> None:
+        self._client = httpx.AsyncClient(
+            follow_redirects=True,
+            trust_env=False,
+            timeout=None,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=200),
+        )
+
+    async def send(self, request: Any, headers: Mapping[str, str], deadline: float) -> Response:
+        """One attempt; the deadline bounds the whole exchange, not each socket operation."""
+        method = messages.METHODS[request.http_method]
+        try:
+            async with asyncio.timeout(deadline):
+                response = await self._client.request(
+                    method, request.url, headers=dict(headers), content=request.body or None
+                )
+        except TimeoutError:
+            return Response(None, "DEADLINE_EXCEEDED")
+        except httpx.HTTPError as error:
+            return Response(None, f"UNAVAILABLE: {type(error).__name__}: {error}")
+        return Response(response.status_code)
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,63 @@
+"""OIDC ID tokens for HTTP tasks, signed by a key only this emulator holds.
+
+Production signs with Google's keys (issuer ``https://accounts.google.com``). Locally the
+emulator generates an RSA key at start-up, signs RS256 ID tokens with it, and publishes the
+public half as a JWKS next to an OpenID discovery document (see :mod:`.oidc_http`), so a
+handler verifies local tokens exactly as it verifies Google's: fetch the keys, check the
+signature, the audience and the issuer — only the issuer URL differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+TOKEN_LIFETIME_SECONDS = 3600
+JWKS_PATH = "/oauth2/v3/certs"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+
+
+class TokenSigner:
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer.rstrip("/")
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public_jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(self._key.public_key()))
+        self.key_id = hashlib.sha256(json.dumps(public_jwk, sort_keys=True).encode()).hexdigest()[
+            :40
+        ]
+        self._public_jwk = {**public_jwk, "kid": self.key_id, "use": "sig", "alg": "RS256"}
+
+    def id_token(self, service_account_email: str, audience: str, now: float) -> str:
+        """An ID token as Cloud Tasks sends for ``oidc_token``: the service account is the
+        subject and email, ``audience`` is the configured one or the task's URL."""
+        issued = int(now)
+        claims = {
+            "iss": self.issuer,
+            "aud": audience,
+            "azp": service_account_email,
+            "sub": service_account_email,
+            "email": service_account_email,
+            "email_verified": True,
+            "iat": issued,
+            "exp": issued + TOKEN_LIFETIME_SECONDS,
+        }
+        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.key_id})
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self._public_jwk]}
+
+    def discovery(self) -> dict[str, Any]:
+        """The OpenID Provider metadata handlers use to find :meth:`jwks`."""
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": self.issuer + JWKS_PATH,
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "claims_supported": ["aud", "email", "email_verified", "exp", "iat", "iss", "sub"],
+        }
