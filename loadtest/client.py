@@ -45,6 +45,7 @@ class LabClient:
         staleness: str = "2s",
         activity_limit: int = 20,
         clock: Callable[[], float] = time.monotonic,
+        replica_url: str | None = None,
     ) -> None:
         self.pool = pool
         self.ledger_url = ledger_url.rstrip("/")
@@ -52,6 +53,7 @@ class LabClient:
         self.staleness = staleness
         self.activity_limit = activity_limit
         self.clock = clock
+        self.replica_url = (replica_url or ledger_url).rstrip("/")
 
     async def _call(
         self, record: Record, send: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
@@ -110,7 +112,8 @@ class LabClient:
         params = {"consistency": record.kind}
         if record.kind != "strong":
             params["staleness"] = self.staleness
-        url = f"{self.ledger_url}/v1/accounts/{record.account}"
+        base = self.ledger_url if record.kind == "strong" else self.replica_url
+        url = f"{base}/v1/accounts/{record.account}"
         response = await self._call(record, lambda http: http.get(url, params=params))
         if response is not None:
             data = response.json()

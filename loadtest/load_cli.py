@@ -37,6 +37,10 @@ def register(subparsers: Any) -> None:
     where = parser.add_argument_group("where")
     where.add_argument("--ledger-url", default=urls["ledger"], help="ledger base URL (local)")
     where.add_argument("--activity-url", help="activity service base URL (t-visibility)")
+    where.add_argument(
+        "--replica-url",
+        help="ledger for stale and cached reads (one behind caplab chaos' replica link)",
+    )
     where.add_argument("--target", metavar="URL", help="deployed ledger URL: use Google ID tokens")
     where.add_argument("--out", type=Path, help="report directory (default $CAPLAB_HOME/load/RUN)")
     load = parser.add_argument_group("load")
@@ -106,11 +110,11 @@ def endpoints_from(
     args: argparse.Namespace, token_source: TokenSource = google_id_token
 ) -> Endpoints:
     if not args.target:
-        return Endpoints(args.ledger_url, args.activity_url)
+        return Endpoints(args.ledger_url, args.activity_url, replica_url=args.replica_url)
     auth = IdTokenAuth(token_source)
-    urls = [args.target, *([args.activity_url] if args.activity_url else [])]
+    urls = [args.target, *(u for u in (args.activity_url, args.replica_url) if u)]
     auth.prefetch(urls)
-    return Endpoints(args.target, args.activity_url, auth)
+    return Endpoints(args.target, args.activity_url, auth, args.replica_url)
 
 
 def config_from(args: argparse.Namespace) -> LoadConfig:

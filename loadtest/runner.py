@@ -44,6 +44,7 @@ class Endpoints:
     ledger_url: str
     activity_url: str | None = None
     auth: httpx.Auth | None = None
+    replica_url: str | None = None  # stale and cached reads go here when set (caplab chaos)
 
 
 @dataclass
@@ -132,6 +133,7 @@ async def run_load(
             endpoints.activity_url,
             config.staleness,
             config.activity_limit,
+            replica_url=endpoints.replica_url,
         )
         result.setup = await _setup_accounts(client, config, accounts)
         if config.mix.get("exact", 0) > 0 or config.mix.get("bounded", 0) > 0:
