@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-unit demo up down status lint bench-up bench-lab clean
+.PHONY: test test-unit demo up down status lint bench-up bench-ledger bench-fanout bench-lab clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,9 +40,17 @@ lint: $(STAMP)
 bench-up: $(STAMP)
 	$(BIN)/python -m loadtest.bench_up
 
+## bench-ledger: ledger HTTP vs raw Spanner client (reads, transactions/s), relay delay
+bench-ledger: $(STAMP)
+	$(BIN)/python -m loadtest.bench_ledger
+
 ## bench-lab: scheduling lag at 1,000 req/s and linearizability-checker times (prints figures)
 bench-lab: $(STAMP)
 	$(BIN)/python -m loadtest.bench_lab
 
 clean:
 	rm -rf $(VENV) .caplab .pytest_cache .ruff_cache
+
+## bench-fanout: commit-to-visible delay of the activity read model at 50 transfers/s
+bench-fanout: $(STAMP)
+	$(BIN)/python -m loadtest.bench_fanout --rate 50 --seconds 20

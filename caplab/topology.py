@@ -169,6 +169,35 @@ LEDGER_DDL = (
 ) PRIMARY KEY (EventId),
   ROW DELETION POLICY (OLDER_THAN(PublishedAt, INTERVAL 7 DAY))""",
     "CREATE INDEX OutboxByPublished ON Outbox (PublishedAt, CommittedAt)",
+    # The notifier's webhook registrations: where each account wants its events delivered.
+    """CREATE TABLE Webhooks (
+  AccountId STRING(64) NOT NULL,
+  Url STRING(2048) NOT NULL,
+  UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (AccountId)""",
+    # The payout saga: the held amount lives on the payout row until it settles (leaves the
+    # ledger) or is compensated (returns to the account).
+    """CREATE TABLE Payouts (
+  PayoutId STRING(64) NOT NULL,
+  AccountId STRING(64) NOT NULL,
+  AmountCents INT64 NOT NULL,
+  BankUrl STRING(2048) NOT NULL,
+  State STRING(16) NOT NULL,
+  IdempotencyKey STRING(255) NOT NULL,
+  RequestHash STRING(64) NOT NULL,
+  CreatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+  UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+  CONSTRAINT PositivePayout CHECK (AmountCents > 0),
+) PRIMARY KEY (PayoutId)""",
+    "CREATE UNIQUE INDEX PayoutsByIdempotencyKey ON Payouts (IdempotencyKey) STORING (RequestHash)",
+    """CREATE TABLE PayoutSteps (
+  PayoutId STRING(64) NOT NULL,
+  Step INT64 NOT NULL,
+  State STRING(16) NOT NULL,
+  Detail STRING(MAX) NOT NULL,
+  RecordedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (PayoutId, Step),
+  INTERLEAVE IN PARENT Payouts ON DELETE CASCADE""",
 )
 
 _PUSH_RETRY = RetryPolicy(minimum_backoff_seconds=1, maximum_backoff_seconds=60)

@@ -10,5 +10,8 @@ from __future__ import annotations
 SERVICES: dict[str, str] = {
     "ledger": "services.ledger.app:create_app",
     "relay": "services.ledger.relay_app:create_app",
+    "activity": "services.activity.app:create_app",
+    "notifier": "services.notifier.app:create_app",
+    "sink": "services.sink.app:create_app",
 }
 """Service name -> ASGI app factory, in the order ``caplab serve`` starts them."""

@@ -19,7 +19,7 @@ import pytest
 
 from emulators import manager
 
-pytest_plugins = ["tests.fixtures.services"]
+pytest_plugins = ["tests.fixtures.services", "tests.fixtures.fanout"]
 
 _SCRUBBED = re.compile(r"^(.*_EMULATOR_HOST|GOOGLE_.*|CAPLAB_.*)$")
 

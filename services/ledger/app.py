@@ -6,16 +6,13 @@ Run it as the container does: ``PORT=8081 caplab service ledger``.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Path, Query, Response
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, Header, Path, Query, Request, Response
 
+from caplab.topology import TOPOLOGY
 from services.ledger.cache import BalanceCache, CacheStats
 from services.ledger.models import (
     AccountCreated,
@@ -30,40 +27,27 @@ from services.ledger.models import (
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import AccountRow, LedgerStore, account_not_found
 from services.ledger.transfers import Transfers
+from services.payouts.api import add_payout_routes
 from services.shared.app import create_app as create_service_app
 from services.shared.clients import ClientFactory
 from services.shared.deadline import run_with_deadline
 from services.shared.durations import DurationError, format_duration, parse_duration
+from services.shared.events import TransferCommitted
 from services.shared.problems import Problem, invalid_field, problem_responses
+from services.shared.pubsub_push import DeadLetters, PushMessage, consume
 from services.shared.timestamps import rfc3339
 
 log = logging.getLogger(__name__)
 
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 MAX_SNAPSHOT_ACCOUNTS = 100
+INVALIDATION = TOPOLOGY.subscription("ledger-cache-invalidation")
 SERVED_BY = {
     Consistency.STRONG: "leader",
     Consistency.EXACT: "replica",
     Consistency.BOUNDED: "replica",
     Consistency.CACHED: "leader",
 }
-
-
-class PushMessage(BaseModel):
-    data: str = ""
-    attributes: dict[str, str] | None = None
-    messageId: str = ""
-
-
-class PushEnvelope(BaseModel):
-    """The JSON body Pub/Sub push delivers."""
-
-    message: PushMessage
-    subscription: str = ""
-
-
-class Invalidated(BaseModel):
-    invalidated: list[str] = Field(description="accounts whose cache entry was dropped")
 
 
 def _staleness(text: str | None, default: timedelta, limit: timedelta) -> timedelta:
@@ -89,7 +73,12 @@ def create_app(
     settings = settings or LedgerSettings.from_environ()
     clients = clients or ClientFactory(settings.gcp)
     deadline = settings.deadline.total_seconds()
-    store = LedgerStore(clients.spanner_database, settings.deadline, settings.abort_retry_delay)
+    store = LedgerStore(
+        clients.spanner_database,
+        settings.deadline,
+        settings.abort_retry_delay,
+        replica=clients.spanner_replica_database,
+    )
     transfers = Transfers(store)
     cache = BalanceCache(settings.cache_ttl)
 
@@ -149,7 +138,7 @@ def create_app(
             if entry is not None:
                 return _account_out(
                     entry.row, entry.read_timestamp_text, consistency, max_age, "cache",
-                    cache_age=format_duration(entry.age_now()),
+                    cache_age=format_duration(_to_milliseconds(entry.age_now())),
                 )  # fmt: skip
             bound, mode = max_age, Consistency.STRONG
         elif consistency is Consistency.STRONG:
@@ -282,35 +271,43 @@ def create_app(
             }
         )
 
+    dead_letters = DeadLetters(clients.publisher, settings.gcp)
+
+    async def invalidate_cache(event: TransferCommitted, message: PushMessage) -> None:
+        dropped = [
+            account
+            for account, version in (
+                (event.from_account, event.from_version),
+                (event.to_account, event.to_version),
+            )
+            if cache.invalidate(account, version)
+        ]
+        log.info(
+            "cache invalidation", extra={"fields": {"event_id": event.event_id, "dropped": dropped}}
+        )
+
     @app.post(
-        "/internal/invalidate",
-        response_model=Invalidated,
-        responses=problem_responses(400, 422),
+        INVALIDATION.path,
+        status_code=204,
+        responses=problem_responses(400),
         tags=["internal"],
         summary="Pub/Sub push endpoint: drop cache entries a transfer event supersedes",
     )
-    async def invalidate(envelope: PushEnvelope) -> Invalidated:
-        try:
-            event = json.loads(base64.b64decode(envelope.message.data, validate=True))
-            pairs = [(event["from"], event["from_version"]), (event["to"], event["to_version"])]
-            pairs = [(str(account), int(version)) for account, version in pairs]
-        except (binascii.Error, ValueError, KeyError, TypeError) as error:
-            # 400: Pub/Sub retries, then dead-letters the message for a person to look at.
-            raise Problem(
-                400, "malformed-event", f"not a transfer event: {error}", field="body.message.data"
-            ) from error
-        dropped = [account for account, version in pairs if cache.invalidate(account, version)]
-        log.info(
-            "cache invalidation", extra={"fields": {"event_id": event.get("event_id"),
-                                                    "dropped": dropped}}
-        )  # fmt: skip
-        return Invalidated(invalidated=dropped)
+    async def invalidate(request: Request) -> Response:
+        return await consume(
+            request, INVALIDATION, settings.push_auth, dead_letters, invalidate_cache
+        )
 
     @app.get("/internal/cache", response_model=CacheStats, tags=["internal"])
     async def cache_stats() -> CacheStats:
         return cache.stats()
 
+    add_payout_routes(app, clients, deadline, settings.abort_retry_delay.total_seconds())
     return app
+
+
+def _to_milliseconds(value: timedelta) -> timedelta:
+    return timedelta(milliseconds=round(value / timedelta(milliseconds=1)))
 
 
 def _account_out(

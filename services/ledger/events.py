@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.shared.timestamps import rfc3339
+from services.shared.events import TRANSFER_COMMITTED, TransferCommitted
 
 TOPIC = "transfer-events"
-EVENT_TYPE = "transfer.committed"
+EVENT_TYPE = TRANSFER_COMMITTED
 
 
 def outbox_payload(
@@ -56,16 +56,16 @@ class Message:
 
 
 def message(payload: str, committed_at: datetime) -> Message:
-    """The Pub/Sub message for an Outbox row."""
-    event: dict[str, Any] = json.loads(payload)
-    committed = rfc3339(committed_at)
-    event["committed_at"] = committed
-    return Message(
-        data=json.dumps(event, separators=(",", ":")).encode(),
-        attributes={
-            "event_id": event["event_id"],
-            "event_type": event["type"],
-            "committed_at": committed,
-        },
-        ordering_key=event["from"],
+    """The Pub/Sub message for an Outbox row (the contract: ``services.shared.events``)."""
+    stored: dict[str, Any] = json.loads(payload)
+    event = TransferCommitted(
+        event_id=stored["event_id"],
+        transfer_id=stored["transfer_id"],
+        from_account=stored["from"],
+        to_account=stored["to"],
+        amount_cents=stored["amount_cents"],
+        committed_at=committed_at,
+        from_version=stored["from_version"],
+        to_version=stored["to_version"],
     )
+    return Message(event.to_json(), event.attributes(), ordering_key=event.from_account)

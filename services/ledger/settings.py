@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.shared.durations import parse_duration
+from services.shared.pubsub_push import PushAuth
 from services.shared.settings import GcpSettings, config_from
 
 
@@ -28,6 +29,8 @@ class LedgerSettings:
     client's own default (2^attempt s) stalls badly against the emulator, which aborts every
     concurrent read-write transaction; production Spanner sends a hint, which wins."""
 
+    push_auth: PushAuth
+    """Who may push cache invalidations (verified in the cloud; the emulator signs nothing)."""
     relay_poll_interval: timedelta
     """How often the outbox relay looks for unpublished rows while idle."""
 
@@ -42,6 +45,7 @@ class LedgerSettings:
             max_staleness=config("LEDGER_MAX_STALENESS", cast=parse_duration, default="1h"),
             cache_ttl=config("LEDGER_CACHE_TTL", cast=parse_duration, default="30s"),
             deadline=config("LEDGER_DEADLINE", cast=parse_duration, default="5s"),
+            push_auth=PushAuth.from_config(config, "CAPLAB_PUSH"),
             relay_poll_interval=config("RELAY_POLL_INTERVAL", cast=parse_duration, default="50ms"),
             abort_retry_delay=config(
                 "LEDGER_ABORT_RETRY_DELAY", cast=parse_duration, default="10ms"

@@ -48,16 +48,26 @@ def account_not_found(account: str, field: str) -> Problem:
 
 
 class LedgerStore:
-    def __init__(self, database: Database, deadline: timedelta, abort_retry_delay: timedelta):
+    """``database`` serves writes and strong reads (the leader); ``replica`` serves exact and
+    bounded-staleness reads (the same database unless the lab models a separate link)."""
+
+    def __init__(
+        self,
+        database: Database,
+        deadline: timedelta,
+        abort_retry_delay: timedelta,
+        replica: Database | None = None,
+    ):
         self.database = database
+        self.replica = replica or database
         self.timeout = deadline.total_seconds()
         self.abort_retry_delay = abort_retry_delay.total_seconds()
 
     def _snapshot(self, consistency: Consistency, staleness: timedelta) -> SnapshotCheckout:
         if consistency is Consistency.EXACT:
-            return self.database.snapshot(exact_staleness=staleness)
+            return self.replica.snapshot(exact_staleness=staleness)
         if consistency is Consistency.BOUNDED:
-            return self.database.snapshot(max_staleness=staleness)
+            return self.replica.snapshot(max_staleness=staleness)
         return self.database.snapshot()
 
     def read_accounts(

@@ -13,6 +13,7 @@ handlers, so tests can hand in a factory of their own.
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING
 
 from services.shared.settings import GcpSettings
@@ -36,6 +37,28 @@ class ClientFactory:
     @functools.cached_property
     def spanner_database(self) -> Database:
         instance = self.spanner.instance(self.settings.spanner_instance)
+        return instance.database(self.settings.spanner_database)
+
+    @functools.cached_property
+    def spanner_replica_database(self) -> Database:
+        """The database as stale reads reach it: the same client unless a replica emulator
+        address is configured, which gets a client of its own (built with the standard
+        ``SPANNER_EMULATOR_HOST`` pointing there; the library reads it once, at construction)."""
+        replica_host = self.settings.spanner_replica_emulator_host
+        if not replica_host:
+            return self.spanner_database
+        from google.cloud import spanner
+
+        saved = os.environ.get("SPANNER_EMULATOR_HOST")
+        os.environ["SPANNER_EMULATOR_HOST"] = replica_host
+        try:
+            client = spanner.Client(project=self.settings.project)
+        finally:
+            if saved is None:
+                del os.environ["SPANNER_EMULATOR_HOST"]
+            else:
+                os.environ["SPANNER_EMULATOR_HOST"] = saved
+        instance = client.instance(self.settings.spanner_instance)
         return instance.database(self.settings.spanner_database)
 
     @functools.cached_property

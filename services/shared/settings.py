@@ -33,6 +33,10 @@ class GcpSettings:
     bigtable_instance: str
     tasks_location: str
     cloud_tasks_emulator_host: str | None
+    spanner_replica_emulator_host: str | None = None
+    """Emulator address for stale reads only (the load lab's "replica link", a proxy it can
+    partition separately from the leader link). Unset — always, in the cloud — stale reads use
+    the one Spanner client, and Spanner itself routes them to the nearest replica."""
 
     @classmethod
     def from_config(cls, config: Config) -> GcpSettings:
@@ -45,6 +49,7 @@ class GcpSettings:
             ),
             tasks_location=config("CAPLAB_TASKS_LOCATION", default="us-central1"),
             cloud_tasks_emulator_host=config("CLOUD_TASKS_EMULATOR_HOST", default=None),
+            spanner_replica_emulator_host=config("SPANNER_REPLICA_EMULATOR_HOST", default=None),
         )
 
     def queue_path(self, queue: str) -> str:

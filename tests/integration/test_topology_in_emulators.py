@@ -42,9 +42,9 @@ def test_spanner_holds_exactly_the_declared_tables_and_indexes(
     tables, indexes = _spanner_objects()
     assert tables == set(TOPOLOGY.spanner.table_names())
     declared_indexes = {
-        statement.split()[2]
-        for statement in TOPOLOGY.spanner.ddl
-        if statement.startswith("CREATE INDEX")
+        words[words.index("INDEX") + 1]
+        for words in (statement.split() for statement in TOPOLOGY.spanner.ddl)
+        if "INDEX" in words[1:3]  # CREATE INDEX / CREATE UNIQUE INDEX
     }
     assert indexes == declared_indexes
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.core.result import Ok
 
 from services.launcher import RunningService
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES_PER_OPERATION = 40
+EXAMPLES_PER_OPERATION = 30
 
 
 def test_generated_requests_never_get_a_server_error(ledger: RunningService) -> None:
@@ -24,6 +25,7 @@ def test_generated_requests_never_get_a_server_error(ledger: RunningService) -> 
     server_errors: list[str] = []
     sent: dict[str, int] = {}
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
         operation = result.ok()
         sent[operation.label] = 0
 
@@ -31,7 +33,7 @@ def test_generated_requests_never_get_a_server_error(ledger: RunningService) -> 
             max_examples=EXAMPLES_PER_OPERATION,
             deadline=None,
             database=None,
-            suppress_health_check=list(HealthCheck),
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         )
         @given(case=operation.as_strategy())
         def send(case: schemathesis.Case) -> None:

@@ -124,19 +124,39 @@ def test_read_errors_are_problems_naming_the_field(
     assert needle in response.json()["detail"]
 
 
-def test_unreachable_spanner_is_503_with_retry_after(services: ServiceRunner) -> None:
-    """With Spanner unreachable, reads fail within the deadline as 503 + Retry-After."""
-    nowhere = {"SPANNER_EMULATOR_HOST": "127.0.0.1:9", "LEDGER_DEADLINE": "1s"}
-    with services.restartable("ledger", nowhere, ready_path="/healthz") as cut_off:
-        assert httpx.get(cut_off.url + "/readyz", timeout=10).status_code == 503
-        response = httpx.get(cut_off.url + "/v1/accounts/anyone", timeout=10)
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
-    assert response.headers["content-type"] == "application/problem+json"
+def test_leader_partitioned_strong_fails_fast_stale_still_answers(
+    services: ServiceRunner, service_environ: dict[str, str], open_account: OpenAccount
+) -> None:
+    """CP vs AP: with the leader link cut (nothing listens there) and the replica link up, a
+    strong read fails within the deadline as 503 + Retry-After, never a wrong answer, while
+    an exact-staleness read still answers from the replica link."""
+    account = open_account(42)
+    time.sleep(1.2)  # the account must exist 1 s before the stale read's timestamp
+    partitioned = {
+        "SPANNER_EMULATOR_HOST": "127.0.0.1:9",
+        "SPANNER_REPLICA_EMULATOR_HOST": service_environ["SPANNER_EMULATOR_HOST"],
+        "LEDGER_DEADLINE": "1s",
+    }
+    with services.restartable("ledger", partitioned, ready_path="/healthz") as cut_off:
+        not_ready = httpx.get(cut_off.url + "/readyz", timeout=10)
+        strong = httpx.get(f"{cut_off.url}/v1/accounts/{account}", timeout=10)
+        stale = httpx.get(
+            f"{cut_off.url}/v1/accounts/{account}",
+            params={"consistency": "exact", "staleness": "1s"},
+            timeout=10,
+        )
+    assert not_ready.status_code == 503
+    assert strong.status_code == 503
+    assert strong.headers["retry-after"] == "1"
+    assert strong.headers["content-type"] == "application/problem+json"
+    assert stale.status_code == 200, stale.text
+    assert (stale.json()["balance_cents"], stale.json()["served_by"]) == (42, "replica")
 
 
 def test_ledger_process_is_the_container_command(ledger: RunningService) -> None:
     """The session ledger runs as `caplab service ledger` and serves its OpenAPI document."""
-    assert ledger.process.args[-3:] == ["caplab", "service", "ledger"]
+    command = ledger.process.args
+    assert isinstance(command, list)
+    assert command[-3:] == ["caplab", "service", "ledger"]
     document = httpx.get(ledger.url + "/openapi.json").json()
     assert "/v1/transfers" in document["paths"]

@@ -1,0 +1,86 @@
+"""The activity service: projects ``transfer-events`` into Bigtable and serves the feed.
+
+- ``POST /pubsub/transfer-events``: push endpoint of subscription ``activity-projector``
+  (answers per :mod:`services.shared.pubsub_push`).
+- ``GET /v1/accounts/{account}/activity?limit=&page_token=&consistency=``: the account's
+  activity newest first; ``consistency`` picks the Bigtable app profile of the read:
+  ``eventual`` (multi-cluster routing: any cluster answers, possibly behind) or
+  ``read-your-writes`` (single-cluster routing). The emulator accepts and ignores app
+  profiles: locally both read the one copy there is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from caplab.topology import TOPOLOGY
+from services.activity import projection, rowkey
+from services.shared.app import create_app as create_service_app
+from services.shared.clients import ClientFactory
+from services.shared.events import TransferCommitted
+from services.shared.problems import invalid_field
+from services.shared.pubsub_push import DeadLetters, PushAuth, PushMessage, consume
+from services.shared.settings import GcpSettings, config_from
+
+SUBSCRIPTION = TOPOLOGY.subscription("activity-projector")
+Consistency = Literal["eventual", "read-your-writes"]
+
+
+@dataclass(frozen=True)
+class ActivitySettings:
+    gcp: GcpSettings
+    push_auth: PushAuth
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> ActivitySettings:
+        config = config_from(environ)
+        return cls(
+            gcp=GcpSettings.from_config(config),
+            push_auth=PushAuth.from_config(config, "CAPLAB_PUSH"),
+        )
+
+
+def create_app(settings: ActivitySettings | None = None) -> FastAPI:
+    settings = settings or ActivitySettings.from_environ()
+    clients = ClientFactory(settings.gcp)
+    dead_letters = DeadLetters(clients.publisher, settings.gcp)
+    writer = clients.bigtable_table(projection.TABLE)
+    readers = {
+        name: clients.bigtable_table(projection.TABLE, app_profile_id=profile)
+        for name, profile in TOPOLOGY.bigtable.app_profiles.items()
+    }
+    app = create_service_app(
+        "caplab activity",
+        project=settings.gcp.project,
+        readiness=lambda: list(writer.read_rows(limit=1)),
+    )
+
+    async def project(event: TransferCommitted, message: PushMessage) -> None:
+        await asyncio.to_thread(projection.project, writer, event)
+
+    @app.post(SUBSCRIPTION.path, status_code=204)
+    async def on_transfer_event(request: Request) -> Response:
+        return await consume(request, SUBSCRIPTION, settings.push_auth, dead_letters, project)
+
+    @app.get("/v1/accounts/{account}/activity")
+    async def activity(
+        account: str,
+        limit: Annotated[int, Query(ge=1, le=projection.MAX_PAGE_SIZE)] = 20,
+        page_token: Annotated[str | None, Query(max_length=512)] = None,
+        consistency: Consistency = "eventual",
+    ) -> Response:
+        try:
+            page = await asyncio.to_thread(
+                projection.read_feed, readers[consistency], account, limit, page_token
+            )
+        except rowkey.InvalidKeyPart as error:
+            field = "query.page_token" if "page_token" in str(error) else "path.account"
+            raise invalid_field(field, str(error)) from error
+        return JSONResponse(page.as_json())
+
+    return app

@@ -1,0 +1,176 @@
+"""The notifier service: ``transfer-events`` → Cloud Tasks → the accounts' webhooks.
+
+- ``PUT|GET|DELETE /v1/accounts/{account}/webhook``: an account's webhook registration.
+- ``POST /pubsub/transfer-events``: push endpoint of subscription ``notifier``; schedules one
+  task per registered side (:func:`services.notifier.delivery.schedule`) and acks once they
+  exist. A Cloud Tasks failure answers 503, so Pub/Sub redelivers.
+- ``POST /tasks/webhook-delivery``: what the queue ``webhooks`` dispatches to. Answers 200
+  when the receiver took the event (or refused it for good with a 4xx), 502 when it failed,
+  503 + ``Retry-After`` when the breaker is open, 429 when the bulkhead is full: every
+  non-2xx hands the retry to the queue's retry config.
+- ``GET /v1/downstreams``: every webhook host's breaker state and counters and bulkhead use.
+
+Settings: ``CAPLAB_NOTIFIER_URL`` is the service's own base URL for task targets (the Cloud
+Run URL in the cloud; locally the address the push arrived on is used when unset);
+``CAPLAB_TASKS_SERVICE_ACCOUNT`` / ``CAPLAB_TASKS_AUDIENCE`` set the tasks' OIDC token and
+``CAPLAB_TASKS_INVOKER_AUDIENCE`` / ``..._SERVICE_ACCOUNT`` make the delivery endpoint verify
+it; ``CAPLAB_WEBHOOK_FAILURE_THRESHOLD``, ``_RESET_TIMEOUT``, ``_MAX_CONCURRENT`` and
+``_TIMEOUT`` set the breaker, bulkhead and timeout of each webhook host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AnyHttpUrl, BaseModel
+
+from caplab.topology import TOPOLOGY
+from services.notifier import delivery, webhooks
+from services.shared.app import create_app as create_service_app
+from services.shared.clients import ClientFactory
+from services.shared.events import TransferCommitted
+from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth
+from services.shared.problems import Problem
+from services.shared.pubsub_push import DeadLetters, PushAuth, PushMessage, consume
+from services.shared.resilience import (
+    BulkheadFullError,
+    CircuitOpenError,
+    DownstreamPolicy,
+    Downstreams,
+)
+from services.shared.settings import GcpSettings, config_from
+
+log = logging.getLogger(__name__)
+SUBSCRIPTION = TOPOLOGY.subscription("notifier")
+QUEUE = TOPOLOGY.queue("webhooks")
+
+
+@dataclass(frozen=True)
+class NotifierSettings:
+    gcp: GcpSettings
+    push_auth: PushAuth
+    task_invoker_auth: PushAuth
+    task_auth: TaskAuth
+    self_url: str | None
+    webhook_policy: DownstreamPolicy
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> NotifierSettings:
+        config = config_from(environ)
+        return cls(
+            gcp=GcpSettings.from_config(config),
+            push_auth=PushAuth.from_config(config, "CAPLAB_PUSH"),
+            task_invoker_auth=PushAuth.from_config(config, "CAPLAB_TASKS_INVOKER"),
+            task_auth=TaskAuth(
+                service_account=config("CAPLAB_TASKS_SERVICE_ACCOUNT", default=None),
+                audience=config("CAPLAB_TASKS_AUDIENCE", default=None),
+            ),
+            self_url=config("CAPLAB_NOTIFIER_URL", default=None),
+            webhook_policy=DownstreamPolicy(
+                failure_threshold=config("CAPLAB_WEBHOOK_FAILURE_THRESHOLD", cast=int, default=5),
+                reset_timeout=config("CAPLAB_WEBHOOK_RESET_TIMEOUT", cast=float, default=5.0),
+                max_concurrent=config("CAPLAB_WEBHOOK_MAX_CONCURRENT", cast=int, default=10),
+                timeout=config("CAPLAB_WEBHOOK_TIMEOUT", cast=float, default=5.0),
+            ),
+        )
+
+
+class WebhookRegistration(BaseModel):
+    url: AnyHttpUrl
+
+
+def create_app(settings: NotifierSettings | None = None) -> FastAPI:
+    settings = settings or NotifierSettings.from_environ()
+    clients = ClientFactory(settings.gcp)
+    dead_letters = DeadLetters(clients.publisher, settings.gcp)
+    downstreams = Downstreams(settings.webhook_policy)
+    queue_path = settings.gcp.queue_path(QUEUE.name)
+    http: dict[str, httpx.AsyncClient] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The per-host timeout is the bulkhead's; httpx's own is only a backstop.
+        async with httpx.AsyncClient(timeout=60.0) as client:
+            http["client"] = client
+            yield
+
+    app = create_service_app(
+        "caplab notifier",
+        project=settings.gcp.project,
+        readiness=lambda: webhooks.lookup(clients.spanner_database, []),
+        lifespan=lifespan,
+    )
+
+    @app.put("/v1/accounts/{account}/webhook")
+    async def register(account: str, registration: WebhookRegistration) -> dict[str, str]:
+        url = str(registration.url)
+        await asyncio.to_thread(webhooks.register, clients.spanner_database, account, url)
+        return {"account": account, "url": url}
+
+    @app.get("/v1/accounts/{account}/webhook")
+    async def registered(account: str) -> dict[str, str]:
+        found = await asyncio.to_thread(webhooks.lookup, clients.spanner_database, [account])
+        if account not in found:
+            raise Problem(404, "not-found", f"account {account!r} has no webhook")
+        return {"account": account, "url": found[account]}
+
+    @app.delete("/v1/accounts/{account}/webhook", status_code=204)
+    async def unregister(account: str) -> None:
+        await asyncio.to_thread(webhooks.unregister, clients.spanner_database, account)
+
+    @app.post(SUBSCRIPTION.path, status_code=204)
+    async def on_transfer_event(request: Request) -> Response:
+        target = (settings.self_url or str(request.base_url)).rstrip("/") + delivery.DELIVERY_PATH
+
+        async def schedule(event: TransferCommitted, message: PushMessage) -> None:
+            accounts = (event.from_account, event.to_account)
+            found = await asyncio.to_thread(webhooks.lookup, clients.spanner_database, accounts)
+            for item in delivery.deliveries(event, found):
+                await asyncio.to_thread(
+                    delivery.schedule, clients.tasks, queue_path, target, item, settings.task_auth
+                )
+
+        return await consume(request, SUBSCRIPTION, settings.push_auth, dead_letters, schedule)
+
+    @app.post(delivery.DELIVERY_PATH)
+    async def deliver(request: Request) -> Response:
+        if not settings.task_invoker_auth.verify(request.headers.get("Authorization")):
+            return Response(status_code=401)
+        try:
+            item = delivery.Delivery.from_json(await request.body())
+        except (ValueError, KeyError, TypeError) as error:
+            # Retrying a malformed task cannot help: 400 is still retried by the queue, but
+            # it is logged loudly and bounded by max_attempts.
+            raise Problem(400, "invalid-task", str(error), field="body") from error
+        attempt = request.headers.get("X-CloudTasks-TaskRetryCount", "0")
+        try:
+            status = await delivery.deliver(http["client"], downstreams, item)
+        except CircuitOpenError as error:
+            retry_after = str(max(1, round(error.retry_after)))
+            return _answer(503, item, "circuit-open", headers={"Retry-After": retry_after})
+        except BulkheadFullError:
+            return _answer(429, item, "bulkhead-full")
+        except OUTBOUND_ERRORS as error:
+            log.warning("delivery %s attempt %s failed: %r", item.event_id, attempt, error)
+            return _answer(502, item, f"webhook-failed: {error!r}")
+        return _answer(200, item, "delivered" if status < 300 else f"refused-{status}")
+
+    @app.get("/v1/downstreams")
+    async def downstream_states() -> dict[str, dict[str, object]]:
+        return downstreams.snapshot()
+
+    return app
+
+
+def _answer(
+    status: int, item: delivery.Delivery, outcome: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = {"event_id": item.event_id, "account": item.account, "outcome": outcome}
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -1,0 +1,189 @@
+"""Receiving Pub/Sub push deliveries: envelope, authentication, acknowledgement, poison.
+
+A push handler built with :func:`consume` answers:
+
+- **204** (ack) only after the consumer's effect is durable;
+- **503** when the effect failed for a reason that may pass (a downstream is unavailable):
+  Pub/Sub redelivers with the subscription's retry policy and, after
+  ``max_delivery_attempts``, moves the message to the dead-letter topic itself;
+- **204 after publishing the message to the subscription's dead-letter topic** when the
+  payload can never be decoded (a poison message). Answering an error instead would cost
+  ``max_delivery_attempts`` redeliveries with backoff (minutes) and, since these
+  subscriptions are ordered, would hold back every later event of the same ordering key for
+  that whole time. If the dead-letter publish itself fails the answer is 503, so nothing is
+  lost. The dead-lettered copy keeps data and attributes and adds ``dead_letter_reason``,
+  ``source_subscription`` and ``source_message_id``.
+- **400** (problem+json) when the body is not a push envelope at all;
+- **401** when push authentication is configured and the request's OIDC token is missing or
+  not from the expected service account for the expected audience.
+
+Production vs the emulator: Pub/Sub signs each push with an OIDC token of the subscription's
+service account and sends ``deliveryAttempt`` when a dead-letter policy is set. The emulator
+sends neither (shared/research/emulators.md): locally :class:`PushAuth` is built without an
+audience and verifies nothing, and ``delivery_attempt`` is ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fastapi import Request, Response
+
+from services.shared.events import TransferCommitted, UndecodableEvent
+from services.shared.problems import Problem
+
+if TYPE_CHECKING:
+    from google.cloud import pubsub_v1
+    from starlette.config import Config
+
+    from caplab.topology import PushSubscription
+    from services.shared.settings import GcpSettings
+
+log = logging.getLogger(__name__)
+_PUBLISH_TIMEOUT = 10.0
+_GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
+
+
+class InvalidEnvelope(ValueError):
+    """The request body is not a Pub/Sub push envelope."""
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    message_id: str
+    data: bytes
+    attributes: dict[str, str]
+    ordering_key: str
+    subscription: str
+    delivery_attempt: int | None
+    """Present in production when the subscription has a dead-letter policy; the emulator
+    never sends it."""
+
+    @classmethod
+    def from_envelope(cls, body: bytes) -> PushMessage:
+        try:
+            envelope = json.loads(body)
+            message = envelope["message"]
+            return cls(
+                message_id=str(message.get("messageId") or message["message_id"]),
+                data=base64.b64decode(message.get("data", ""), validate=True),
+                attributes=dict(message.get("attributes") or {}),
+                ordering_key=str(message.get("orderingKey", "")),
+                subscription=str(envelope.get("subscription", "")),
+                delivery_attempt=envelope.get("deliveryAttempt"),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as error:
+            raise InvalidEnvelope(f"not a Pub/Sub push envelope: {error}") from error
+
+
+@dataclass(frozen=True)
+class PushAuth:
+    """Verifies a request's OIDC token (Pub/Sub push, Cloud Tasks dispatch) when ``audience``
+    is set, as it is in the cloud: signature against ``certs_url``, audience, verified email of
+    the expected service account."""
+
+    @classmethod
+    def from_config(cls, config: Config, prefix: str) -> PushAuth:
+        """From ``<prefix>_AUDIENCE``, ``<prefix>_SERVICE_ACCOUNT`` and
+        ``CAPLAB_OIDC_CERTS_URL``."""
+        return cls(
+            audience=config(f"{prefix}_AUDIENCE", default=None),
+            service_account=config(f"{prefix}_SERVICE_ACCOUNT", default=None),
+            certs_url=config("CAPLAB_OIDC_CERTS_URL", default=None),
+        )
+
+    audience: str | None = None
+    service_account: str | None = None
+    certs_url: str | None = None
+    """Where the signing keys are published; Google's by default."""
+
+    def verify(self, authorization: str | None) -> bool:
+        if self.audience is None:
+            return True
+        if not authorization or not authorization.startswith("Bearer "):
+            return False
+        from google.auth.exceptions import GoogleAuthError
+        from google.auth.transport import requests as google_requests
+        from google.oauth2 import id_token
+
+        token = authorization.removeprefix("Bearer ")
+        try:
+            if self.certs_url is None:
+                claims = id_token.verify_token(token, google_requests.Request(), self.audience)
+            else:
+                claims = id_token.verify_token(
+                    token, google_requests.Request(), self.audience, certs_url=self.certs_url
+                )
+        except (GoogleAuthError, ValueError):
+            return False
+        if self.certs_url is None and claims.get("iss") not in _GOOGLE_ISSUERS:
+            return False
+        return bool(claims.get("email_verified")) and (
+            self.service_account is None or claims.get("email") == self.service_account
+        )
+
+
+@dataclass
+class DeadLetters:
+    """Publishes poison messages to a subscription's dead-letter topic."""
+
+    publisher: pubsub_v1.PublisherClient
+    settings: GcpSettings
+
+    async def publish(
+        self, subscription: PushSubscription, message: PushMessage, reason: str
+    ) -> None:
+        attributes = {
+            **message.attributes,
+            "dead_letter_reason": reason[:1024],
+            "source_subscription": subscription.name,
+            "source_message_id": message.message_id,
+        }
+        future = self.publisher.publish(
+            self.settings.topic_path(subscription.dead_letter_topic), message.data, **attributes
+        )
+        await asyncio.to_thread(future.result, timeout=_PUBLISH_TIMEOUT)
+
+
+Effect = Callable[[TransferCommitted, PushMessage], Awaitable[None]]
+
+
+async def consume(
+    request: Request,
+    subscription: PushSubscription,
+    auth: PushAuth,
+    dead_letters: DeadLetters,
+    effect: Effect,
+) -> Response:
+    """Handle one push delivery of ``subscription`` (see the module docstring for the
+    answers)."""
+    if not auth.verify(request.headers.get("Authorization")):
+        return Response(status_code=401)
+    body = await request.body()
+    try:
+        message = PushMessage.from_envelope(body)
+    except InvalidEnvelope as error:
+        raise Problem(400, "invalid-push-envelope", str(error), field="body") from error
+    try:
+        event = TransferCommitted.from_json(message.data)
+    except UndecodableEvent as error:
+        try:
+            await dead_letters.publish(subscription, message, f"undecodable: {error}")
+        except Exception:
+            log.exception("dead-letter publish failed for message %s", message.message_id)
+            return Response(status_code=503)
+        log.warning("message %s dead-lettered: %s", message.message_id, error)
+        return Response(status_code=204)
+    try:
+        await effect(event, message)
+    except Exception as error:
+        log.warning("effect of event %s failed, redelivery expected: %r", event.event_id, error)
+        return Response(status_code=503)
+    return Response(status_code=204)
