@@ -1,9 +1,10 @@
 """The generator's keep-alive connections, split over several small httpx clients.
 
 httpcore's pool examines every pooled connection on each request (expiry and idleness checks,
-a ``poll`` per connection), so one client with 64 connections spends most of its time on
-bookkeeping. Shards of :data:`SHARD_SIZE` connections keep that cost flat; each request goes
-to the least busy shard.
+a ``poll`` per connection): in a profile at 200 requests/s with 64 pooled connections, about a
+third of the generator's time went to that bookkeeping. Shards of :data:`SHARD_SIZE`
+connections keep the cost per request flat; each request goes to the least busy shard. (At low
+concurrency the pool stays small and sharding changes nothing measurable.)
 """
 
 from __future__ import annotations
