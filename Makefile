@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-unit demo up down status lint bench-up bench-ledger bench-fanout bench-tasks infra-check clean
+.PHONY: test test-unit demo up down status lint bench-up bench-ledger bench-fanout bench-tasks bench-lab infra-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench-tasks: $(STAMP)
 ## infra-check: the Pulumi program under mocks for dev and prod, with the policy pack
 infra-check: $(STAMP)
 	$(BIN)/python -m infra.offline
+
+## bench-lab: scheduling lag at 1,000 req/s and linearizability-checker times (prints figures)
+bench-lab: $(STAMP)
+	$(BIN)/python -m loadtest.bench_lab
 
 ## bench-fanout: commit-to-visible delay of the activity read model at 50 transfers/s
 bench-fanout: $(STAMP)

@@ -14,10 +14,18 @@ from collections.abc import Sequence
 
 from caplab.errors import CaplabError
 from emulators import cli as emulators_cli
+from loadtest import chaos, check_cli, load_cli
 from services import cli as services_cli
 from services.sink import cli as sink_cli
 
-REGISTRARS = (emulators_cli.register, services_cli.register, sink_cli.register)
+REGISTRARS = (
+    emulators_cli.register,
+    services_cli.register,
+    sink_cli.register,
+    check_cli.register,
+    load_cli.register,
+    chaos.register,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,98 @@
+"""``caplab chaos`` between two ledger processes and the Spanner emulator: with the leader
+link partitioned, strong reads fail after their deadline instead of answering (CP) while
+exact-staleness reads through the replica link keep answering (AP); healing restores both."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from emulators import manager
+from emulators.manager import free_port
+from tests.fixtures.services import ServiceRunner
+
+pytestmark = pytest.mark.e2e
+
+
+@contextlib.contextmanager
+def chaos_proxy(spanner: str, log: Path) -> Iterator[tuple[int, int, str]]:
+    """A ``caplab chaos`` process: (leader port, replica port, control URL)."""
+    leader, replica, control = free_port(), free_port(), free_port()
+    host, port = spanner.rsplit(":", 1)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "caplab", "chaos", "--leader", f"{leader}:{host}:{port}",
+             "--replica", f"{replica}:{host}:{port}", "--control-port", str(control)],
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{control}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, log.read_text()
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/links", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "caplab chaos did not start"
+            time.sleep(0.05)
+        yield leader, replica, url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def ledgers_behind_links(
+    stack: manager.StackConfig, services: ServiceRunner, tmp_path: Path
+) -> Iterator[tuple[str, str, str]]:
+    """(leader-side ledger URL, replica-side ledger URL, chaos control URL)."""
+    spanner = manager.client_environment(stack)["SPANNER_EMULATOR_HOST"]
+    with chaos_proxy(spanner, tmp_path / "chaos.log") as (leader, replica, control):
+        env = {"LEDGER_DEADLINE": "1s"}
+        with (
+            services.restartable(
+                "ledger", dict(env, SPANNER_EMULATOR_HOST=f"127.0.0.1:{leader}")
+            ) as leader_ledger,
+            services.restartable(
+                "ledger", dict(env, SPANNER_EMULATOR_HOST=f"127.0.0.1:{replica}")
+            ) as replica_ledger,
+        ):
+            yield leader_ledger.url, replica_ledger.url, control
+
+
+def test_partitioned_leader_link_fails_strong_reads_but_not_stale_ones(
+    ledgers_behind_links: tuple[str, str, str],
+) -> None:
+    """CP for strong reads, AP for stale ones — and nothing answers wrong."""
+    leader, replica, control = ledgers_behind_links
+    account = f"chaos-{uuid.uuid4().hex[:10]}"
+    with httpx.Client(timeout=10) as http:
+        created = http.post(f"{leader}/v1/accounts",
+                            json={"id": account, "owner": "lab", "balance_cents": 500})  # fmt: skip
+        assert created.status_code == 201, created.text
+        time.sleep(0.6)  # so a 500 ms stale read sees the account
+
+        assert http.post(f"{control}/links/leader/partition").json()["partitioned"] is True
+        strong = http.get(f"{leader}/v1/accounts/{account}", params={"consistency": "strong"})
+        stale = http.get(f"{replica}/v1/accounts/{account}",
+                         params={"consistency": "exact", "staleness": "500ms"})  # fmt: skip
+        links = {link["name"]: link for link in http.get(f"{control}/links").json()}
+
+        assert strong.status_code == 503, strong.text
+        assert stale.status_code == 200, stale.text
+        assert stale.json()["balance_cents"] == 500
+        assert links["leader"]["partitioned"] is True
+        assert links["replica"]["partitioned"] is False
+
+        assert http.post(f"{control}/links/leader/heal").json()["partitioned"] is False
+        healed = http.get(f"{leader}/v1/accounts/{account}", params={"consistency": "strong"})
+        assert healed.status_code == 200, healed.text
+        assert healed.json()["version"] == 1
