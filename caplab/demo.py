@@ -1,40 +1,107 @@
 """``make demo``: the main job on the local stack, start to finish.
 
-Brings the emulators up (and bootstraps the topology), prints the status table and the
-``env`` lines, and always stops what it started — even when a step fails or is interrupted.
+1. brings the emulators up (the three official ones and caplab's Cloud Tasks emulator) and
+   bootstraps the topology; prints the status table and the ``env`` lines;
+2. starts every service the way ``caplab serve`` does (ledger, outbox relay, activity,
+   notifier, webhook sink), each with ``caplab service <name>``, the container's command;
+3. tours the ledger (CP vs AP reads), the Cloud Tasks emulator (backoff, rate limit, OIDC),
+   the fan-out (read model, webhooks, payout saga), then runs the load-and-consistency lab
+   for ``--seconds`` and prints where its report is;
+4. always stops what it started — services first, then the emulators it brought up (a stack
+   the user started with ``make up`` stays up) — even when a step fails or is interrupted.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
 from caplab.cli import quiet_emulator_notices
 from caplab.errors import CaplabError
-from emulators import manager
+from caplab.topology import TOPOLOGY, local_service_urls
+from emulators import bootstrap, manager
 from emulators.cli import print_status
+from services import launcher
+from services.registry import SERVICES
 
 
-def main() -> int:
+def _start_services(config: manager.StackConfig, console: Console) -> list[launcher.RunningService]:
+    environ = dict(os.environ, **manager.client_environment(config))
+    with manager.exported(environ):
+        bootstrap.ensure_pubsub(local_service_urls())
+    logs = config.home / "services"
+    logs.mkdir(parents=True, exist_ok=True)
+    running: list[launcher.RunningService] = []
+    try:
+        for name in SERVICES:
+            running.append(
+                launcher.start(name, TOPOLOGY.services[name], environ, logs / f"{name}.log")
+            )
+        for service in running:
+            launcher.wait_ready(service)
+            console.print(f"{service.name}: {service.url} (log {service.log_path})")
+    except BaseException:
+        for service in running:
+            launcher.stop(service)
+        raise
+    return running
+
+
+def run(console: Console, seconds: float) -> Path:
+    """Steps 2 and 3 on a running stack; the path of the lab's HTML report."""
+    from emulators.cloudtasks import tour as tasks_tour
+    from loadtest import demo as lab_demo
+    from services.activity import tour as fanout_tour
+    from services.ledger import tour as ledger_tour
+
+    config = manager.running_config(manager.StackConfig.from_environ())
+    console.rule("services")
+    services = _start_services(config, console)
+    try:
+        urls = {service.name: service.url for service in services}
+        ledger_tour.run(console, urls["ledger"])
+        tasks_tour.run(console)
+        fanout_tour.run(console, urls)
+        return lab_demo.run(console, urls["ledger"], urls["activity"], seconds=seconds)
+    finally:
+        for service in services:
+            launcher.stop(service)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m caplab.demo", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the lab's load")
+    args = parser.parse_args(argv)
     quiet_emulator_notices()
     console = Console()
     config = manager.StackConfig.from_environ()
     result = manager.UpResult()
     try:
+        console.rule("emulators")
         result = manager.up(config)
-        for name, seconds in result.ready_seconds.items():
-            console.print(f"{name}: ready in {seconds:.2f}s")
+        for name in result.already_running:
+            console.print(f"{name}: already running")
+        for name in result.started:
+            console.print(f"{name}: started, ready in {result.ready_seconds[name]:.2f}s")
         print_status(config, console)
-        console.rule("environment for clients")
+        console.rule('environment for clients: eval "$(caplab emulators env)"')
         console.print("\n".join(manager.env_lines(config)), highlight=False, soft_wrap=True)
+        report = run(console, args.seconds)
+        console.rule("done")
+        console.print(f"lab report: {report}")
     except CaplabError as error:
         console.print(f"[red]caplab: error: {error}[/]")
         return 1
+    except KeyboardInterrupt:
+        return 130
     finally:
         # Stop only what this demo started: a stack the user brought up stays up.
         stopped = manager.down(config, only=result.started)
-        console.print(f"stopped: {', '.join(stopped) or 'nothing'}")
+        console.print(f"emulators stopped: {', '.join(stopped) or 'none (they were already up)'}")
     return 0
 
 

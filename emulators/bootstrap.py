@@ -72,10 +72,12 @@ def ensure_pubsub(
     topology: Topology = TOPOLOGY,
     project: str = LOCAL_PROJECT,
 ) -> None:
-    """Topics, dead-letter topics and push subscriptions (endpoints updated if they moved)."""
+    """Topics, dead-letter topics and push subscriptions; a subscription whose push endpoint
+    moved is re-created (its undelivered messages are dropped: a local-only concern, since
+    the cloud's subscriptions are Pulumi's)."""
     from google.api_core.exceptions import AlreadyExists
     from google.cloud import pubsub_v1
-    from google.protobuf import duration_pb2, field_mask_pb2
+    from google.protobuf import duration_pb2
     from google.pubsub_v1 import types as pubsub_types
 
     urls = service_urls or local_service_urls(topology)
@@ -108,14 +110,12 @@ def ensure_pubsub(
         try:
             subscriber.create_subscription(request=subscription)
         except AlreadyExists:
-            subscriber.update_subscription(
-                request={
-                    "subscription": pubsub_types.Subscription(
-                        name=subscription.name, push_config=push_config
-                    ),
-                    "update_mask": field_mask_pb2.FieldMask(paths=["push_config"]),
-                }
-            )
+            current = subscriber.get_subscription(request={"subscription": subscription.name})
+            if current.push_config.push_endpoint != push_config.push_endpoint:
+                # The emulator accepts UpdateSubscription but keeps pushing to the old
+                # endpoint; only a re-created subscription follows a service that moved.
+                subscriber.delete_subscription(request={"subscription": subscription.name})
+                subscriber.create_subscription(request=subscription)
 
 
 def ensure_bigtable(
