@@ -44,6 +44,11 @@ bench-up: $(STAMP)
 bench-ledger: $(STAMP)
 	$(BIN)/python -m loadtest.bench_ledger
 
+## bench-tasks: Cloud Tasks emulator dispatch throughput and backoff timing error
+.PHONY: bench-tasks
+bench-tasks: $(STAMP)
+	$(BIN)/python -m loadtest.bench_tasks
+
 clean:
 	rm -rf $(VENV) .caplab .pytest_cache .ruff_cache
 

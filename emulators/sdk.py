@@ -6,6 +6,7 @@ The SDK root comes from ``CAPLAB_GCLOUD_SDK_ROOT`` when set, otherwise from
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -48,6 +49,12 @@ def sdk_root(environ: Mapping[str, str]) -> Path:
             "google-cloud-cli-spanner-emulator, google-cloud-cli-pubsub-emulator and "
             "google-cloud-cli-bigtable-emulator, or set CAPLAB_GCLOUD_SDK_ROOT to its root"
         )
+    return _gcloud_sdk_root(gcloud)
+
+
+@functools.cache
+def _gcloud_sdk_root(gcloud: str) -> Path:
+    """``gcloud info`` takes a second or more: ask it once per process."""
     result = subprocess.run(
         [gcloud, "info", "--format=value(installation.sdk_root)"],
         capture_output=True,

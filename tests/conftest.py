@@ -21,7 +21,7 @@ from emulators import manager
 
 pytest_plugins = ["tests.fixtures.services", "tests.fixtures.fanout"]
 
-_SCRUBBED = re.compile(r"^(.*_EMULATOR_HOST|GOOGLE_.*|CAPLAB_.*)$")
+_SCRUBBED = re.compile(r"^(.*_EMULATOR_HOST|CLOUD_TASKS_.*|GOOGLE_.*|CAPLAB_.*)$")
 
 
 @pytest.fixture(autouse=True, scope="session")

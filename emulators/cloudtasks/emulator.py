@@ -117,10 +117,10 @@ class CloudTasksEmulator:
         self._stopping = asyncio.Event()
         scheduler = Scheduler(
             queues={},
-            task_tombstones=Tombstones(),
+            task_tombstones=Tombstones(self.config.task_tombstone_seconds),
             clock=self.clock,
             signer=self.signer,
-            task_tombstone_seconds=self.config.task_tombstone_seconds,
+            attempt_log_size=self.config.attempt_log_size,
         )
         self._service = CloudTasksService(self.config, scheduler)
         server = grpc.aio.server()
@@ -162,7 +162,8 @@ class CloudTasksEmulator:
 
     @property
     def attempts(self) -> list[AttemptRecord]:
-        """Every attempt so far, in completion order."""
+        """The attempts so far (the last ``ServiceConfig.attempt_log_size``), in completion
+        order."""
         return self._call(lambda: list(self.service.scheduler.attempts))
 
     def attempts_for(self, task_name: str) -> list[AttemptRecord]:

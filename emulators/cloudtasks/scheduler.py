@@ -11,7 +11,9 @@ concurrency. Everything runs on the emulator's event loop, so no locks are neede
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,8 @@ from emulators.cloudtasks.dispatch import AttemptContext, HttpDispatcher, Respon
 from emulators.cloudtasks.store import QueueRecord, TaskRecord, Tombstones
 from emulators.cloudtasks.tokens import TokenSigner
 from emulators.cloudtasks.validation import seconds
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,14 +79,14 @@ class Scheduler:
         task_tombstones: Tombstones,
         clock: Clock,
         signer: TokenSigner,
-        task_tombstone_seconds: float,
+        attempt_log_size: int,
     ) -> None:
         self.queues = queues
         self.task_tombstones = task_tombstones
         self.clock = clock
         self.signer = signer
-        self.task_tombstone_seconds = task_tombstone_seconds
-        self.attempts: list[AttemptRecord] = []
+        self.attempts: deque[AttemptRecord] = deque(maxlen=attempt_log_size)
+        """The most recent attempts, oldest first."""
         self.dispatcher = HttpDispatcher()
         self.in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -144,7 +148,7 @@ class Scheduler:
             execution_count=record.executions,
             previous_response=record.previous_response,
         )
-        headers = dispatch_headers(task.http_request, context, self.signer, now)
+        headers = dispatch_headers(task.http_request, context, self.signer)
         queue.in_flight += 1
         attempt = asyncio.get_running_loop().create_task(
             self._attempt(queue, record, headers, now, task.dispatch_count, run_task)
@@ -187,7 +191,9 @@ class Scheduler:
             return  # deleted or purged while in flight: the outcome changes nothing
         self._record_outcome(record, response, dispatched_at, now)
         policy = queue.policy
+        outcome = response.status if response.status is not None else response.error
         if response.status is not None and 200 <= response.status < 300:
+            _log.debug("%s attempt %d: %s", record.name, number, outcome)
             self.remove(queue, record, now)
             return
         record.failures += 1
@@ -202,8 +208,10 @@ class Scheduler:
             should_stop(record.failures, age, policy)
             or retry_at > record.created_at + RETENTION_SECONDS
         ):
+            _log.info("%s attempt %d: %s; no more retries", record.name, number, outcome)
             self.remove(queue, record, now)
             return
+        _log.info("%s attempt %d: %s; retry in %.3fs", record.name, number, outcome, delay)
         record.task.schedule_time.FromMicroseconds(int(retry_at * 1e6))
         queue.schedule(record)
 
@@ -225,7 +233,7 @@ class Scheduler:
         the task tombstone period."""
         queue.unschedule(record)
         queue.tasks.pop(record.name, None)
-        self.task_tombstones.add(record.name, now + self.task_tombstone_seconds)
+        self.task_tombstones.add(record.name, now)
 
     # --- lifecycle -------------------------------------------------------------------------
 

@@ -41,6 +41,8 @@ class ServiceConfig:
     """The one project served (others are PERMISSION_DENIED); None accepts any."""
     task_tombstone_seconds: float = 3600.0
     queue_tombstone_seconds: float = 7 * 24 * 3600.0
+    attempt_log_size: int = 100_000
+    """How many recent attempts the attempt log keeps (bounded for long-running emulators)."""
     queue_defaults: QueueDefaults = field(default_factory=QueueDefaults)
     task_limits: TaskLimits = field(default_factory=TaskLimits)
 
@@ -50,7 +52,7 @@ class CloudTasksService:
         self.config = config
         self.scheduler = scheduler
         self.queues: dict[str, QueueRecord] = scheduler.queues
-        self.queue_tombstones = Tombstones()
+        self.queue_tombstones = Tombstones(config.queue_tombstone_seconds)
 
     @property
     def _now(self) -> float:
@@ -174,7 +176,7 @@ class CloudTasksService:
         name = parse_queue_name(request.name, self.config.project)
         if self.queues.pop(name, None) is None:
             raise ApiError(grpc.StatusCode.NOT_FOUND, errors.ENTITY_NOT_FOUND)
-        self.queue_tombstones.add(name, self._now + self.config.queue_tombstone_seconds)
+        self.queue_tombstones.add(name, self._now)
         return empty_pb2.Empty()
 
     def PurgeQueue(self, request: Any) -> Any:

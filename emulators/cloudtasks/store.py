@@ -93,22 +93,31 @@ class QueueRecord:
 
 
 class Tombstones:
-    """Names that were used recently, each until its expiry time."""
+    """Names that were used recently, each until its expiry time.
 
-    def __init__(self) -> None:
+    Every name of one instance gets the same period, so insertion order is expiry order and
+    each :meth:`add` drops the expired names at the front: a long-running emulator at 500
+    tasks/s holds one hour of names, not every name it ever saw."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
         self._until: dict[str, float] = {}
 
-    def add(self, name: str, until: float) -> None:
-        self._until[name] = until
+    def add(self, name: str, now: float) -> None:
+        self._until.pop(name, None)
+        self._until[name] = now + self.period
+        while self._until:
+            oldest = next(iter(self._until))
+            if self._until[oldest] > now:
+                break
+            del self._until[oldest]
 
     def holds(self, name: str, now: float) -> bool:
         until = self._until.get(name)
-        if until is None:
-            return False
-        if until <= now:
-            del self._until[name]
-            return False
-        return True
+        return until is not None and until > now
+
+    def __len__(self) -> int:
+        return len(self._until)
 
     def clear(self) -> None:
         self._until.clear()

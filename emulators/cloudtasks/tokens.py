@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 import jwt
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 TOKEN_LIFETIME_SECONDS = 3600
+REUSE_MARGIN_SECONDS = 300
 JWKS_PATH = "/oauth2/v3/certs"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
@@ -31,10 +33,29 @@ class TokenSigner:
             :40
         ]
         self._public_jwk = {**public_jwk, "kid": self.key_id, "use": "sig", "alg": "RS256"}
+        self._cache: dict[tuple[str, str], tuple[str, float, float]] = {}
+        """(account, audience) -> (token, expiry, issue time)."""
 
-    def id_token(self, service_account_email: str, audience: str, now: float) -> str:
+    def id_token(self, service_account_email: str, audience: str, now: float | None = None) -> str:
         """An ID token as Cloud Tasks sends for ``oidc_token``: the service account is the
-        subject and email, ``audience`` is the configured one or the task's URL."""
+        subject and email, ``audience`` is the configured one or the task's URL.
+
+        Its times are wall-clock (``now`` defaults to ``time.time()``) even when the emulator
+        runs on a fake clock: handlers check ``iat`` and ``exp`` against their own clock.
+
+        A token is reused for the same account and audience until it has less than
+        :data:`REUSE_MARGIN_SECONDS` left: an RS256 signature costs about 1.1 ms here, which
+        would otherwise take half a core at 500 dispatches/s."""
+        now = time.time() if now is None else now
+        key = (service_account_email, audience)
+        cached = self._cache.get(key)
+        if cached is not None and cached[1] - now > REUSE_MARGIN_SECONDS and cached[2] <= now:
+            return cached[0]
+        token, expires = self._sign(service_account_email, audience, now)
+        self._cache[key] = (token, expires, now)
+        return token
+
+    def _sign(self, service_account_email: str, audience: str, now: float) -> tuple[str, float]:
         issued = int(now)
         claims = {
             "iss": self.issuer,
@@ -46,7 +67,8 @@ class TokenSigner:
             "iat": issued,
             "exp": issued + TOKEN_LIFETIME_SECONDS,
         }
-        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.key_id})
+        token = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.key_id})
+        return token, float(issued + TOKEN_LIFETIME_SECONDS)
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self._public_jwk]}

@@ -4,15 +4,15 @@ stop rule, rate limit, concurrency cap, headers, deadlines, pause/resume/purge a
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from google.cloud import tasks_v2
 
 from emulators.cloudtasks import CloudTasksEmulator
+from emulators.cloudtasks.target import RecordingTarget
 
-from .conftest import http_task, make_queue
-from .target import RecordingTarget
+from .helpers import http_task, make_queue
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +85,29 @@ def test_rate_limit_spaces_dispatches(
     fake_emulator.run_until_idle()
     offsets = sorted(round(a.dispatch_time - start, 6) for a in fake_emulator.attempts)
     assert offsets == [0.0] * 10 + [0.2, 0.4, 0.6, 0.8]
+
+
+def test_future_schedule_time_is_honoured_and_past_becomes_now(
+    fake_emulator: CloudTasksEmulator,
+    fake_client: tasks_v2.CloudTasksClient,
+    target: RecordingTarget,
+) -> None:
+    """A task scheduled 60 s ahead is dispatched at that time; one scheduled in the past is
+    stored with the creation time and dispatched at once."""
+    queue = make_queue(fake_client)
+    start = fake_emulator.clock.now()
+    later = fake_client.create_task(
+        parent=queue.name,
+        task=http_task(target.url("/ok"), schedule_time=datetime.fromtimestamp(start + 60, UTC)),
+    )
+    past = fake_client.create_task(
+        parent=queue.name,
+        task=http_task(target.url("/ok"), schedule_time=datetime.fromtimestamp(start - 60, UTC)),
+    )
+    assert past.schedule_time.timestamp() == start
+    fake_emulator.run_until_idle()
+    dispatched = {a.task: a.dispatch_time - start for a in fake_emulator.attempts}
+    assert dispatched == {past.name: 0, later.name: 60}
 
 
 def test_concurrency_cap_is_observed_at_the_target(

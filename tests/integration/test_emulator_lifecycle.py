@@ -106,12 +106,14 @@ def test_down_after_up_was_killed_stops_everything(own_config: manager.StackConf
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while len(list(own_config.state_dir.glob("*.json"))) < len(EMULATORS):
-        assert time.monotonic() < deadline, "up never recorded its emulators"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(own_config.state_dir.glob("*.json"))) < len(EMULATORS):
+            assert time.monotonic() < deadline, "up never recorded its emulators"
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
     states = [
         state
         for spec in EMULATORS

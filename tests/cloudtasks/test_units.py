@@ -1,4 +1,4 @@
-"""The retry schedule, stop rule and token bucket on their own (no server)."""
+"""The retry schedule, stop rule, token bucket and tombstones on their own (no server)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import pytest
 
 from emulators.cloudtasks.backoff import RetryPolicy, retry_delay, should_stop
 from emulators.cloudtasks.ratelimit import TokenBucket, derived_burst
+from emulators.cloudtasks.store import Tombstones
+from emulators.cloudtasks.tokens import TokenSigner
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +56,28 @@ def test_token_bucket_spaces_dispatches_after_the_burst() -> None:
     assert bucket.next_token_at(0.0) == pytest.approx(0.2)
     assert not bucket.try_take(0.19)
     assert bucket.try_take(0.2)
+
+
+def test_tombstones_expire_and_are_swept() -> None:
+    """A name is held for the period after it was added (re-adding restarts it), and expired
+    names are dropped as new ones arrive, so memory stays bounded by one period of names."""
+    tombstones = Tombstones(period=10)
+    tombstones.add("a", now=0)
+    tombstones.add("b", now=5)
+    assert tombstones.holds("a", now=9.9)
+    assert not tombstones.holds("a", now=10)
+    tombstones.add("c", now=11)
+    assert len(tombstones) == 2
+    tombstones.add("b", now=12)
+    assert tombstones.holds("b", now=21)
+
+
+def test_id_tokens_are_reused_until_near_expiry() -> None:
+    """The same account and audience get the same token until 5 minutes before it expires;
+    another audience gets its own."""
+    signer = TokenSigner("http://127.0.0.1:1")
+    first = signer.id_token("a@b.c", "http://x/hook", now=1000.0)
+    assert signer.id_token("a@b.c", "http://x/hook", now=1000.0 + 3000) == first
+    assert signer.id_token("a@b.c", "http://x/other", now=1000.0) != first
+    renewed = signer.id_token("a@b.c", "http://x/hook", now=1000.0 + 3301)
+    assert renewed != first

@@ -1,5 +1,6 @@
-"""A real HTTP target for dispatch tests: a stdlib threading server that answers each request
-according to its path and records what arrived.
+"""A real HTTP target for trying the emulator out (tests, the tour): a stdlib threading server
+on a free loopback port that answers each request according to its path and records what
+arrived.
 
 Paths: ``/ok`` answers 200; ``/codes/503/404/200`` answers the n-th request *of a task*
 (by X-CloudTasks-TaskName) with the n-th code, repeating the last; ``/sleep/0.3`` waits that
