@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+from google.api_core.exceptions import FailedPrecondition, NotFound
 from google.cloud import spanner
 from google.cloud.spanner_v1 import KeySet
 
 from services.ledger.models import Consistency
-from services.shared.problems import Problem
+from services.shared.problems import Problem, invalid_field
 
 if TYPE_CHECKING:
     from google.cloud.spanner_v1.database import Database, SnapshotCheckout
@@ -73,17 +74,29 @@ class LedgerStore:
     def read_accounts(
         self, accounts: Sequence[str], consistency: Consistency, staleness: timedelta
     ) -> AccountsRead:
-        """All ``accounts`` read at one timestamp (strong, exact or bounded)."""
-        with self._snapshot(consistency, staleness) as snapshot:
-            result = snapshot.read(
-                "Accounts",
-                ACCOUNT_COLUMNS,
-                KeySet(keys=[[account] for account in accounts]),
-                timeout=self.timeout,
-            )
-            rows = {row[0]: AccountRow.from_row(row) for row in result}
-            # proto-plus hands the protobuf Timestamp over as a DatetimeWithNanoseconds.
-            read_timestamp = cast(datetime | None, snapshot._transaction_read_timestamp)
+        """All ``accounts`` read at one timestamp (strong, exact or bounded).
+
+        A stale read whose timestamp falls before the table existed (a young database and a
+        long staleness) or behind the version retention is the caller's choice of timestamp,
+        answered as a 422 on ``query.staleness``, not a server error."""
+        try:
+            with self._snapshot(consistency, staleness) as snapshot:
+                result = snapshot.read(
+                    "Accounts",
+                    ACCOUNT_COLUMNS,
+                    KeySet(keys=[[account] for account in accounts]),
+                    timeout=self.timeout,
+                )
+                rows = {row[0]: AccountRow.from_row(row) for row in result}
+                # proto-plus hands the protobuf Timestamp over as a DatetimeWithNanoseconds.
+                read_timestamp = cast(datetime | None, snapshot._transaction_read_timestamp)
+        except (NotFound, FailedPrecondition) as error:
+            if consistency is Consistency.STRONG:
+                raise
+            raise invalid_field(
+                "query.staleness",
+                f"nothing can be read that far back: {error.message}",
+            ) from error
         if read_timestamp is None:  # pragma: no cover - return_read_timestamp is always set
             raise RuntimeError("Spanner returned no read timestamp")
         return AccountsRead(rows, read_timestamp)

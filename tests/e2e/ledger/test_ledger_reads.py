@@ -98,6 +98,8 @@ def test_cached_read_is_stale_until_the_invalidation_arrives(
          "maximum"),
         ("/v1/accounts/{a}", {"consistency": "exact", "staleness": "soon"}, 422,
          "query.staleness", "10s"),
+        ("/v1/accounts/{a}", {"consistency": "exact", "staleness": "59m"}, 422,
+         "query.staleness", "that far back"),
         ("/v1/accounts/nobody-{a}", {}, 404, "path.account_id", "does not exist"),
         ("/v1/snapshot", {"accounts": "{a},nobody-{a}"}, 404, "query.accounts", "nobody"),
         ("/v1/snapshot", {"accounts": "{a}", "consistency": "cached"}, 422, "query.consistency",
