@@ -15,6 +15,7 @@ defaults the provider fills in, and anything ``pulumi up`` would learn from Goog
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 import sys
@@ -142,6 +143,9 @@ def run_program(
         else:
             config[key] = value
     project = config["gcp:project"]
+    # Pulumi's runtime works on the thread's current event loop; ``asyncio.run`` (used by
+    # whatever ran before in this process) leaves the thread with none set.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     mocks = RecordingMocks(project=project)
     monitor = MockMonitor(mocks)
     reset_options(project=PROJECT_NAME, stack=stack)
