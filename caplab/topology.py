@@ -65,6 +65,17 @@ class PushSubscription:
 
 
 @dataclass(frozen=True)
+class PullSubscription:
+    """A pull subscription that holds a dead-letter topic's messages for inspection and
+    replay: Pub/Sub drops messages published to a topic that has no subscription, so a
+    dead-letter topic without one would silently lose every poison message."""
+
+    name: str
+    topic: str
+    retention_seconds: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
 class GcRule:
     """A Bigtable garbage-collection rule: keep at most ``max_versions`` cells and/or cells
     younger than ``max_age_seconds`` (union when both are set).
@@ -123,6 +134,11 @@ class Topology:
         """Every topic: the event topics and each subscription's dead-letter topic."""
         dead_letters = tuple(s.dead_letter_topic for s in self.subscriptions)
         return tuple(dict.fromkeys(self.topics + dead_letters))
+
+    def dead_letter_subscriptions(self) -> tuple[PullSubscription, ...]:
+        """One pull subscription per dead-letter topic, named after the topic."""
+        topics = dict.fromkeys(s.dead_letter_topic for s in self.subscriptions)
+        return tuple(PullSubscription(name=topic, topic=topic) for topic in topics)
 
     def subscription(self, name: str) -> PushSubscription:
         return next(s for s in self.subscriptions if s.name == name)

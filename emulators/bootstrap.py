@@ -72,7 +72,8 @@ def ensure_pubsub(
     topology: Topology = TOPOLOGY,
     project: str = LOCAL_PROJECT,
 ) -> None:
-    """Topics, dead-letter topics and push subscriptions; a subscription whose push endpoint
+    """Topics, dead-letter topics (each with a pull subscription that keeps what lands
+    there) and push subscriptions; a subscription whose push endpoint
     moved is re-created (its undelivered messages are dropped: a local-only concern, since
     the cloud's subscriptions are Pulumi's)."""
     from google.api_core.exceptions import AlreadyExists
@@ -86,6 +87,17 @@ def ensure_pubsub(
     for topic in topology.all_topics():
         with contextlib.suppress(AlreadyExists):
             publisher.create_topic(name=publisher.topic_path(project, topic))
+    for held in topology.dead_letter_subscriptions():
+        with contextlib.suppress(AlreadyExists):
+            subscriber.create_subscription(
+                request=pubsub_types.Subscription(
+                    name=subscriber.subscription_path(project, held.name),
+                    topic=publisher.topic_path(project, held.topic),
+                    message_retention_duration=duration_pb2.Duration(
+                        seconds=held.retention_seconds
+                    ),
+                )
+            )
     for declared in topology.subscriptions:
         push_config = pubsub_types.PushConfig(push_endpoint=push_endpoint(declared, urls))
         subscription = pubsub_types.Subscription(

@@ -62,6 +62,21 @@ class EventFanout(pulumi.ComponentResource):
             declared.name: self._subscription(declared, args.targets[declared.service])
             for declared in args.topology.subscriptions
         }
+        self.dead_letter_holds = {
+            held.name: gcp.pubsub.Subscription(
+                held.name,
+                gcp.pubsub.SubscriptionArgs(
+                    project=args.project,
+                    name=held.name,
+                    topic=self.topics[held.topic].id,
+                    message_retention_duration=f"{held.retention_seconds}s",
+                    # Never expire for inactivity: nothing consumes it until someone looks.
+                    expiration_policy=gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
+                ),
+                self._child,
+            )
+            for held in args.topology.dead_letter_subscriptions()
+        }
         dead_letter_topics = {s.dead_letter_topic for s in args.topology.subscriptions}
         self.grants = [
             *(
@@ -91,6 +106,7 @@ class EventFanout(pulumi.ComponentResource):
             {
                 "topics": [topic.id for topic in self.topics.values()],
                 "subscriptions": [s.id for s in self.subscriptions.values()],
+                "dead_letter_subscriptions": [s.id for s in self.dead_letter_holds.values()],
             }
         )
 

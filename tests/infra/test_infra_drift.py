@@ -50,6 +50,9 @@ def topology_view() -> View:
             )
             for s in TOPOLOGY.subscriptions
         },
+        "dead_letter_subscriptions": {
+            s.name: (s.topic, s.retention_seconds) for s in TOPOLOGY.dead_letter_subscriptions()
+        },
         "bigtable": (
             TOPOLOGY.bigtable.instance,
             {
@@ -110,6 +113,12 @@ def infra_view(mocked: MockedStack) -> View:
                 ),
             )
             for s in (r.inputs for r in mocked.of_type("gcp:pubsub/subscription:Subscription"))
+            if "pushConfig" in s
+        },
+        "dead_letter_subscriptions": {
+            s["name"]: (s["topic"].rsplit("/", 1)[-1], int(_seconds(s["messageRetentionDuration"])))
+            for s in (r.inputs for r in mocked.of_type("gcp:pubsub/subscription:Subscription"))
+            if "pushConfig" not in s
         },
         "bigtable": (
             mocked.named("gcp:bigtable/instance:Instance", "activity").inputs["name"],
@@ -149,6 +158,7 @@ def emulator_view() -> View:
     project = f"projects/{LOCAL_PROJECT}"
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
+    subscriptions = list(subscriber.list_subscriptions(request={"project": project}))
     instance = bigtable.Client(project=LOCAL_PROJECT, admin=True).instance(
         TOPOLOGY.bigtable.instance
     )
@@ -196,7 +206,16 @@ def emulator_view() -> View:
                     int(_delta_seconds(s.retry_policy.maximum_backoff)),
                 ),
             )
-            for s in subscriber.list_subscriptions(request={"project": project})
+            for s in subscriptions
+            if s.push_config.push_endpoint
+        },
+        "dead_letter_subscriptions": {
+            s.name.rsplit("/", 1)[-1]: (
+                s.topic.rsplit("/", 1)[-1],
+                int(_delta_seconds(s.message_retention_duration)),
+            )
+            for s in subscriptions
+            if not s.push_config.push_endpoint
         },
         "bigtable": (TOPOLOGY.bigtable.instance, tables),
         "queues": queues,

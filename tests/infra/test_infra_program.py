@@ -46,7 +46,8 @@ def test_every_resource_type_is_declared_in_the_expected_number(mocked: MockedSt
     # One runtime identity per service, one push identity per push target, one tasks identity.
     assert counts[ACCOUNT] == 4 + len(catalogue.push_targets()) + 1
     assert counts["gcp:pubsub/topic:Topic"] == len(TOPOLOGY.all_topics())
-    assert counts["gcp:pubsub/subscription:Subscription"] == len(TOPOLOGY.subscriptions)
+    held = len(TOPOLOGY.dead_letter_subscriptions())
+    assert counts["gcp:pubsub/subscription:Subscription"] == len(TOPOLOGY.subscriptions) + held
     assert counts["gcp:cloudtasks/queue:Queue"] == len(TOPOLOGY.queues)
     assert counts["gcp:spanner/instance:Instance"] == counts["gcp:spanner/database:Database"] == 1
     assert counts["gcp:bigtable/instance:Instance"] == 1

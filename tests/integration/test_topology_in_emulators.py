@@ -64,7 +64,11 @@ def test_pubsub_holds_exactly_the_declared_topics_and_subscriptions(
         s.name.rsplit("/", 1)[1]: s
         for s in subscriber.list_subscriptions(request={"project": project})
     }
-    assert subscriptions.keys() == {s.name for s in TOPOLOGY.subscriptions}
+    held = {s.name: s for s in TOPOLOGY.dead_letter_subscriptions()}
+    assert subscriptions.keys() == {s.name for s in TOPOLOGY.subscriptions} | held.keys()
+    for name, declared_pull in held.items():
+        assert subscriptions[name].topic.endswith(f"/topics/{declared_pull.topic}")
+        assert subscriptions[name].push_config.push_endpoint == ""
     for declared in TOPOLOGY.subscriptions:
         actual = subscriptions[declared.name]
         assert actual.topic.endswith(f"/topics/{declared.topic}")
