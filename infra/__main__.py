@@ -44,9 +44,10 @@ environment: dict[str, pulumi.Input[str]] = {
 }
 push_targets = catalogue.push_targets()
 own_environment: dict[str, dict[str, pulumi.Input[str]]] = {
-    # The notifier puts its own URL in the tasks it creates; the deterministic Cloud Run URL
-    # is known before the service exists.
+    # Task handlers put their own URL in the tasks they create; the deterministic Cloud Run
+    # URL is known before the service exists.
     "notifier": {"CAPLAB_NOTIFIER_URL": run_url("notifier", project_number, settings.region)},
+    "ledger": {"CAPLAB_LEDGER_URL": run_url("ledger", project_number, settings.region)},
 }
 services = {
     declared.name: CloudRunService(

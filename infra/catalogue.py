@@ -46,7 +46,15 @@ class DeployedService:
 
 
 DEPLOYED: tuple[DeployedService, ...] = (
-    DeployedService(name="ledger", external=True, may_be_public=True, spanner=True),
+    DeployedService(
+        # The payout saga: the ledger schedules the bank call as a task to its own endpoint.
+        name="ledger",
+        external=True,
+        may_be_public=True,
+        spanner=True,
+        enqueues=("payouts",),
+        handles_queues=("payouts",),
+    ),
     DeployedService(
         name="relay", external=False, spanner=True, publishes=("transfer-events",), always_on=True
     ),
@@ -57,9 +65,7 @@ DEPLOYED: tuple[DeployedService, ...] = (
         external=True,
         spanner=True,
         enqueues=("webhooks",),
-        # No service creates payout tasks yet: the queue exists (with its OIDC target) but
-        # nobody may enqueue into it until one declares it here.
-        handles_queues=("webhooks", "payouts"),
+        handles_queues=("webhooks",),
     ),
 )
 

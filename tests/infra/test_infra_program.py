@@ -43,8 +43,9 @@ def test_every_resource_type_is_declared_in_the_expected_number(mocked: MockedSt
     counts = mocked.types()
     assert counts["gcp:projects/service:Service"] == len(REQUIRED_APIS)
     assert counts[RUN] == len(catalogue.DEPLOYED) == 4
-    # One runtime identity per service, one push identity per push target, one tasks identity.
-    assert counts[ACCOUNT] == 4 + len(catalogue.push_targets()) + 1
+    # One runtime identity per service, one push identity per push target, one tasks identity
+    # per task handler (the notifier's webhooks, the ledger's payouts).
+    assert counts[ACCOUNT] == 4 + len(catalogue.push_targets()) + len(catalogue.task_handlers())
     assert counts["gcp:pubsub/topic:Topic"] == len(TOPOLOGY.all_topics())
     held = len(TOPOLOGY.dead_letter_subscriptions())
     assert counts["gcp:pubsub/subscription:Subscription"] == len(TOPOLOGY.subscriptions) + held
@@ -188,7 +189,7 @@ def test_invokers_are_exactly_the_callers_that_need_them(
             assert grant.inputs["role"] == "roles/run.invoker"
             invokers.setdefault(grant.inputs["name"], set()).add(grant.inputs["member"])
         expected = {
-            "caplab-ledger": {sa(mocked, "caplab-push-ledger")}
+            "caplab-ledger": {sa(mocked, "caplab-push-ledger"), sa(mocked, "caplab-tasks-ledger")}
             | ({"allUsers"} if public else set()),
             "caplab-activity": {sa(mocked, "caplab-push-activity")},
             "caplab-notifier": {
@@ -258,10 +259,12 @@ def test_pubsub_service_agent_can_dead_letter(mocked: MockedStack) -> None:
 
 def test_queues_carry_rate_limits_retries_and_oidc(mocked: MockedStack) -> None:
     """Each queue has the topology's limits and retry policy and a queue-level OIDC token for
-    the notifier's tasks identity; the notifier may enqueue webhook tasks (nobody creates
-    payout tasks yet) and act as that identity."""
-    tasks_identity = sa(mocked, "caplab-tasks-notifier").split(":", 1)[1]
+    its handler's tasks identity (webhooks: the notifier; payouts: the ledger, whose saga
+    calls the bank from its own task endpoint); each handler may enqueue into its own queue
+    and act as that identity, and nobody else may."""
+    handlers = {"webhooks": "notifier", "payouts": "ledger"}
     for declared in TOPOLOGY.queues:
+        handler = handlers[declared.name]
         queue = mocked.named("gcp:cloudtasks/queue:Queue", declared.name).inputs
         assert queue["rateLimits"] == {
             "maxDispatchesPerSecond": declared.max_dispatches_per_second,
@@ -271,20 +274,29 @@ def test_queues_carry_rate_limits_retries_and_oidc(mocked: MockedStack) -> None:
         assert queue["retryConfig"]["maxDoublings"] == declared.retry.max_doublings
         assert queue["retryConfig"]["maxBackoff"] == f"{declared.retry.max_backoff_seconds:g}s"
         assert queue["httpTarget"]["oidcToken"] == {
-            "serviceAccountEmail": tasks_identity,
-            "audience": "caplab-notifier",
+            "serviceAccountEmail": sa(mocked, f"caplab-tasks-{handler}").split(":", 1)[1],
+            "audience": f"caplab-{handler}",
         }
     enqueuers = {
         (r.inputs["name"], r.inputs["role"], r.inputs["member"])
         for r in mocked.of_type("gcp:cloudtasks/queueIamMember:QueueIamMember")
     }
-    notifier = sa(mocked, "caplab-notifier")
-    assert enqueuers == {("webhooks", "roles/cloudtasks.enqueuer", notifier)}
-    act_as = mocked.of_type("gcp:serviceaccount/iAMMember:IAMMember")
-    assert [(r.inputs["role"], r.inputs["member"]) for r in act_as] == [
-        ("roles/iam.serviceAccountUser", notifier)
-    ]
-    assert act_as[0].inputs["serviceAccountId"].endswith(tasks_identity)
+    assert enqueuers == {
+        (queue, "roles/cloudtasks.enqueuer", sa(mocked, f"caplab-{handler}"))
+        for queue, handler in handlers.items()
+    }
+    act_as = {
+        (r.inputs["role"], r.inputs["member"], r.inputs["serviceAccountId"].rsplit("/", 1)[-1])
+        for r in mocked.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+    }
+    assert act_as == {
+        (
+            "roles/iam.serviceAccountUser",
+            sa(mocked, f"caplab-{handler}"),
+            sa(mocked, f"caplab-tasks-{handler}").split(":", 1)[1],
+        )
+        for handler in handlers.values()
+    }
 
 
 def test_data_roles_are_granted_on_the_resource_to_its_users_only(mocked: MockedStack) -> None:
