@@ -258,6 +258,9 @@ def client_environment(config: StackConfig) -> dict[str, str]:
             # sessions for read-write, concurrent transactions fail with non-retried
             # "Transaction not found" (shared/research/emulators.md).
             "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",
+            # For the same reason, the ledger queues its read-write transactions instead of
+            # letting the emulator abort them against each other (services/ledger/settings.py).
+            "LEDGER_MAX_CONCURRENT_TRANSACTIONS": "1",
         }
     )
     return env

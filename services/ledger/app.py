@@ -78,6 +78,7 @@ def create_app(
         settings.deadline,
         settings.abort_retry_delay,
         replica=clients.spanner_replica_database,
+        max_concurrent_transactions=settings.max_concurrent_transactions,
     )
     transfers = Transfers(store)
     cache = BalanceCache(settings.cache_ttl)
