@@ -4,7 +4,7 @@
 Requests go through aiohttp rather than httpx's async client because the generator's CPU per
 request decides whether it keeps an open-loop schedule. On this 2-core machine (``make
 bench-lab``, 1,000 requests/s) httpx spent 1.0–1.4 ms of CPU per request and fell behind by
-0.14–9 s (lag p99); aiohttp spends 0.34–0.43 ms and keeps the schedule (lag p99 1.2–3.8 ms).
+0.14–9 s (lag p99); aiohttp spends 0.34–0.43 ms and keeps the schedule (lag p99 1.2–4.3 ms).
 Redirects are not followed: the record describes the answer to the request that was
 scheduled.
 """
