@@ -1,10 +1,10 @@
 """Google ID tokens for deployed Cloud Run services (``caplab load --target``).
 
 Cloud Run with IAM checks ``Authorization: Bearer <ID token>`` whose audience is the service
-URL. :class:`IdTokenAuth` adds that header to each request, fetching one token per audience
-from a *token source* and reusing it until shortly before it expires. The default source is
-google-auth's ``id_token.fetch_id_token`` (service-account or metadata-server credentials);
-tests pass their own source, so nothing here contacts Google unless asked to.
+URL. :meth:`IdTokenAuth.headers` gives that header for a request's URL, fetching one token per
+audience from a *token source* and reusing it until shortly before it expires. The default
+source is google-auth's ``id_token.fetch_id_token`` (service-account or metadata-server
+credentials); tests pass their own source, so nothing here contacts Google unless asked to.
 
 Fetching is blocking: :meth:`IdTokenAuth.prefetch` gets every token before the load starts so
 the event loop never stalls on it mid-run (a run shorter than the token lifetime never
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
-import httpx
 import jwt
 
 TokenSource = Callable[[str], str]
@@ -39,11 +39,11 @@ def google_id_token(audience: str) -> str:
     return str(token)
 
 
-def audience_of(url: httpx.URL | str) -> str:
+def audience_of(url: str) -> str:
     """Cloud Run's audience: the service's base URL (scheme, host and explicit port)."""
-    url = httpx.URL(url)
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{url.host}{port}"
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
 
 
 def _expiry(token: str) -> float:
@@ -54,7 +54,7 @@ def _expiry(token: str) -> float:
         return time.time() + DEFAULT_LIFETIME
 
 
-class IdTokenAuth(httpx.Auth):
+class IdTokenAuth:
     def __init__(self, source: TokenSource = google_id_token) -> None:
         self._source = source
         self._tokens: dict[str, tuple[str, float]] = {}
@@ -72,6 +72,6 @@ class IdTokenAuth(httpx.Auth):
         for url in urls:
             self.token(audience_of(url))
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self.token(audience_of(request.url))}"
-        yield request
+    def headers(self, url: str) -> dict[str, str]:
+        """The ``Authorization`` header for a request to ``url``."""
+        return {"Authorization": f"Bearer {self.token(audience_of(url))}"}

@@ -22,15 +22,15 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from caplab.errors import CaplabError
+from loadtest.auth import IdTokenAuth
 from loadtest.client import LabClient
 from loadtest.config import LoadConfig
 from loadtest.plan import Planned, account_ids, schedule
-from loadtest.pool import ClientPool
+from loadtest.pool import open_session
 from loadtest.records import ERROR, OK, REJECTED, Record
 from services.shared.durations import parse_duration
 
@@ -43,7 +43,7 @@ START_LEAD = 0.05
 class Endpoints:
     ledger_url: str
     activity_url: str | None = None
-    auth: httpx.Auth | None = None
+    auth: IdTokenAuth | None = None
     replica_url: str | None = None  # stale and cached reads go here when set (caplab chaos)
 
 
@@ -125,15 +125,15 @@ async def run_load(
     run_id = run_id or f"lab-{uuid.uuid4().hex[:8]}"
     accounts = account_ids(run_id, config.accounts)
     result = RunResult(config, run_id, accounts, endpoints, notes=notes)
-    pool = ClientPool(config.connections, config.timeout, endpoints.auth)
-    try:
+    async with open_session(config.connections, config.timeout) as session:
         client = LabClient(
-            pool,
+            session,
             endpoints.ledger_url,
             endpoints.activity_url,
             config.staleness,
             config.activity_limit,
             replica_url=endpoints.replica_url,
+            auth=endpoints.auth,
         )
         result.setup = await _setup_accounts(client, config, accounts)
         if config.mix.get("exact", 0) > 0 or config.mix.get("bounded", 0) > 0:
@@ -143,8 +143,6 @@ async def run_load(
         plan = schedule(config, accounts)
         result.started_wall = time.time()
         result.records = await _drive(client, config, plan, accounts, result, console)
-    finally:
-        await pool.aclose()
     return result
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import jwt
 import pytest
 
@@ -185,11 +184,11 @@ def test_id_tokens_are_cached_per_audience_and_refreshed_before_expiry() -> None
         return jwt.encode({"aud": audience, "exp": expiry}, "k" * 32, algorithm="HS256")
 
     auth = IdTokenAuth(source)
-    request = httpx.Request("GET", "https://ledger-abc-uc.a.run.app/v1/accounts/x?q=1")
-    first = next(auth.auth_flow(request)).headers["Authorization"]
+    url = "https://ledger-abc-uc.a.run.app/v1/accounts/x?q=1"
+    first = auth.headers(url)["Authorization"]
     assert first.startswith("Bearer ")
     assert fetched == ["https://ledger-abc-uc.a.run.app"]  # expires within the margin
-    next(auth.auth_flow(request))
-    next(auth.auth_flow(request))
+    second = auth.headers(url)["Authorization"]
+    assert auth.headers(url)["Authorization"] == second != first
     assert len(fetched) == 2  # replaced once, then reused
     assert audience_of("http://127.0.0.1:8081/v1") == "http://127.0.0.1:8081"
