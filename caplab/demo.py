@@ -22,6 +22,7 @@ from rich.console import Console
 
 from caplab.cli import quiet_emulator_notices
 from caplab.errors import CaplabError
+from caplab.signals import stop_on_sigterm
 from caplab.topology import TOPOLOGY, local_service_urls
 from emulators import bootstrap, manager
 from emulators.cli import print_status
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the lab's load")
     args = parser.parse_args(argv)
     quiet_emulator_notices()
+    stop_on_sigterm()
     console = Console()
     config = manager.StackConfig.from_environ()
     result = manager.UpResult()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import time
 from typing import Any
 
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from caplab.errors import CaplabError
+from caplab.signals import stop_on_sigterm
 from caplab.topology import TOPOLOGY, local_service_urls
 from emulators import manager
 from services import launcher
@@ -59,10 +59,6 @@ def _ports(overrides: list[str]) -> dict[str, int]:
     return ports
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _serve(args: argparse.Namespace) -> int:
     from emulators import bootstrap
 
@@ -79,7 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     urls = dict(local_service_urls(), **{n: f"http://127.0.0.1:{p}" for n, p in ports.items()})
     with manager.exported(environ):
         bootstrap.ensure_pubsub(urls)  # push endpoints follow the ports chosen here
-    signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM as on Ctrl-C
+    stop_on_sigterm()  # stop the children on SIGTERM as on Ctrl-C
     running: list[launcher.RunningService] = []
     try:
         for name in names:

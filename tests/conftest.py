@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from caplab.signals import stop_on_sigterm
 from emulators import manager
 
 pytest_plugins = ["tests.fixtures.services", "tests.fixtures.fanout"]
@@ -40,11 +42,15 @@ def stack(
     home: Path = tmp_path_factory.mktemp("caplab-home")
     environ = dict(os.environ, CAPLAB_HOME=str(home))
     config = manager.StackConfig.from_environ(environ, port_overrides=manager.free_ports())
+    # A test run stopped with SIGTERM (a CI timeout, `timeout`, a closed terminal) unwinds
+    # like Ctrl-C, so this teardown still stops the emulators.
+    previous = stop_on_sigterm()
     try:
         manager.up(config)
         yield config
     finally:
         manager.down(config)
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture
