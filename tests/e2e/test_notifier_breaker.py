@@ -28,13 +28,6 @@ THRESHOLD = 3
 RESET_SECONDS = 1.0
 
 
-@pytest.fixture(scope="module")
-def sink(
-    fanout_service: Callable[[str], launcher.RunningService],
-) -> launcher.RunningService:
-    return fanout_service("sink")
-
-
 def _task(hook_url: str) -> bytes:
     event_id = uuid.uuid4().hex
     return Delivery(event_id, "acct", "credit", hook_url, {"event_id": event_id}).to_json()

@@ -18,13 +18,6 @@ FAILURES = 3
 
 
 @pytest.fixture(scope="module")
-def sink(
-    fanout_service: Callable[[str], launcher.RunningService],
-) -> launcher.RunningService:
-    return fanout_service("sink")
-
-
-@pytest.fixture(scope="module")
 def notifier(
     fanout_service: Callable[[str], launcher.RunningService],
 ) -> launcher.RunningService:

@@ -21,11 +21,6 @@ MAX_ATTEMPTS = TOPOLOGY.queue("payouts").retry.max_attempts
 START_BALANCE = 10_000
 
 
-@pytest.fixture(scope="module")
-def sink(fanout_service: Callable[[str], launcher.RunningService]) -> launcher.RunningService:
-    return fanout_service("sink")
-
-
 def _account(http: httpx.Client, ledger: str) -> str:
     account = unique("payee")
     response = http.post(
