@@ -30,28 +30,6 @@ from services import launcher
 from services.registry import SERVICES
 
 
-def _start_services(config: manager.StackConfig, console: Console) -> list[launcher.RunningService]:
-    environ = dict(os.environ, **manager.client_environment(config))
-    with manager.exported(environ):
-        bootstrap.ensure_pubsub(local_service_urls())
-    logs = config.home / "services"
-    logs.mkdir(parents=True, exist_ok=True)
-    running: list[launcher.RunningService] = []
-    try:
-        for name in SERVICES:
-            running.append(
-                launcher.start(name, TOPOLOGY.services[name], environ, logs / f"{name}.log")
-            )
-        for service in running:
-            launcher.wait_ready(service)
-            console.print(f"{service.name}: {service.url} (log {service.log_path})")
-    except BaseException:
-        for service in running:
-            launcher.stop(service)
-        raise
-    return running
-
-
 def run(console: Console, seconds: float) -> Path:
     """Steps 2 and 3 on a running stack; the path of the lab's HTML report."""
     from emulators.cloudtasks import tour as tasks_tour
@@ -61,16 +39,18 @@ def run(console: Console, seconds: float) -> Path:
 
     config = manager.running_config(manager.StackConfig.from_environ())
     console.rule("services")
-    services = _start_services(config, console)
-    try:
+    environ = dict(os.environ, **manager.client_environment(config))
+    with manager.exported(environ):
+        bootstrap.ensure_pubsub(local_service_urls())
+    ports = {name: TOPOLOGY.services[name] for name in SERVICES}
+    with launcher.running_all(ports, environ, config.home / "services") as services:
+        for service in services:
+            console.print(f"{service.name}: {service.url} (log {service.log_path})")
         urls = {service.name: service.url for service in services}
         ledger_tour.run(console, urls["ledger"])
         tasks_tour.run(console)
         fanout_tour.run(console, urls)
         return lab_demo.run(console, urls["ledger"], urls["activity"], seconds=seconds)
-    finally:
-        for service in services:
-            launcher.stop(service)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,12 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
     with manager.exported(environ):
         bootstrap.ensure_pubsub(urls)  # push endpoints follow the ports chosen here
     stop_on_sigterm()  # stop the children on SIGTERM as on Ctrl-C
-    running: list[launcher.RunningService] = []
-    try:
-        for name in names:
-            running.append(launcher.start(name, ports[name], environ))
-        for service in running:
-            launcher.wait_ready(service)
+    with launcher.running_all({name: ports[name] for name in names}, environ) as running:
         table = Table(title="caplab services")
         for column in ("service", "url", "pid"):
             table.add_column(column)
@@ -93,6 +88,3 @@ def _serve(args: argparse.Namespace) -> int:
             time.sleep(0.5)
         exited = [s.name for s in running if s.process.poll() is not None]
         raise CaplabError(f"service(s) exited: {', '.join(exited)}")
-    finally:
-        for service in running:
-            launcher.stop(service)

@@ -126,3 +126,24 @@ def running(
         yield service
     finally:
         stop(service)
+
+
+@contextlib.contextmanager
+def running_all(
+    ports: Mapping[str, int], environ: Mapping[str, str], log_dir: Path | None = None
+) -> Iterator[list[RunningService]]:
+    """Every named service (name -> port) started together and ready, all stopped on exit —
+    also when one of them fails to start. Logs go to ``log_dir/<name>.log`` when given."""
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    services: list[RunningService] = []
+    try:
+        for name, port in ports.items():
+            log_path = log_dir / f"{name}.log" if log_dir is not None else None
+            services.append(start(name, port, environ, log_path))
+        for service in services:
+            wait_ready(service)
+        yield services
+    finally:
+        for service in services:
+            stop(service)
