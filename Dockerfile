@@ -7,24 +7,28 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_COMPILE_BYTECODE=0 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv \
+    PATH=/app/.venv/bin:$PATH \
     PORT=8080
 
 WORKDIR /app
 
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin caplab
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin caplab \
+    && pip install uv==0.13.9
 
-# Dependencies first: this layer is rebuilt only when pyproject.toml changes.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install --requirement /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Dependencies first, exactly as locked and without extras (no lab, plots or Pulumi): this
+# layer is rebuilt only when pyproject.toml or uv.lock changes.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --locked --no-dev --no-install-project
 
 COPY README.md ./
 COPY caplab ./caplab
 COPY emulators ./emulators
 COPY services ./services
 COPY loadtest ./loadtest
-RUN pip install --no-deps . && rm -rf /app/build
+RUN uv sync --locked --no-dev --no-editable && rm -rf /app/build
 
 USER 10001
 EXPOSE 8080

@@ -1,64 +1,89 @@
-# One venv, one project: every target creates .venv on first use.
+# Every target installs what it needs on first use: uv (from PyPI, into .tools/), then the
+# locked environment (.venv/, from uv.lock). `make help` lists the targets.
 PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: test test-unit demo up down status lint bench-up bench-ledger bench-fanout bench-tasks bench-lab infra-check clean
+.DEFAULT_GOAL := help
+.PHONY: help test test-unit demo up down status lint lock infra-check bench-up bench-ledger \
+	bench-fanout bench-tasks bench-lab clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra dev --python $(PYTHON) --quiet
 	@touch $(STAMP)
 
-## test: the whole suite (unit, emulator integration, end to end)
+## help: list the targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed -E 's/^## ([a-z-]+): /  \1\t/' | expand -t 16
+
+## test: the whole suite (unit, emulator integration, end to end); starts and stops its servers
 test: $(STAMP)
 	$(BIN)/pytest
 
+## test-unit: the fast layer only (no emulator, no network)
 test-unit: $(STAMP)
 	$(BIN)/pytest -m unit
 
-## demo: the main job on the local stack
+## demo: the main job on the local stack (emulators, services, tours, lab), then tears down
 demo: $(STAMP)
 	$(BIN)/python -m caplab.demo
 
+## up: start the emulators (caplab emulators up)
 up: $(STAMP)
 	$(BIN)/caplab emulators up
 
+## down: stop the emulators
 down: $(STAMP)
 	$(BIN)/caplab emulators down
 
+## status: the emulators' health
 status: $(STAMP)
 	$(BIN)/caplab emulators status
 
+## lint: ruff, formatting, import layers (import-linter) and pyright
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pyright
 
-bench-up: $(STAMP)
-	$(BIN)/python -m loadtest.bench_up
-
-## bench-ledger: ledger HTTP vs raw Spanner client (reads, transactions/s), relay delay
-bench-ledger: $(STAMP)
-	$(BIN)/python -m loadtest.bench_ledger
-
-## bench-tasks: Cloud Tasks emulator dispatch throughput and backoff timing error
-bench-tasks: $(STAMP)
-	$(BIN)/python -m loadtest.bench_tasks
+## lock: refresh uv.lock after editing the dependencies in pyproject.toml
+lock: | $(UV)
+	$(UV) lock
 
 ## infra-check: the Pulumi program under mocks for dev and prod, with the policy pack
 infra-check: $(STAMP)
 	$(BIN)/python -m infra.offline
 
-## bench-lab: scheduling lag at 1,000 req/s and linearizability-checker times (prints figures)
+## bench-up: cold start of every emulator until ready
+bench-up: $(STAMP)
+	$(BIN)/python -m caplab.bench.up
+
+## bench-ledger: ledger HTTP vs raw Spanner client (reads, transactions/s), relay delay
+bench-ledger: $(STAMP)
+	$(BIN)/python -m caplab.bench.ledger
+
+## bench-tasks: Cloud Tasks emulator dispatch throughput and backoff timing error
+bench-tasks: $(STAMP)
+	$(BIN)/python -m caplab.bench.tasks
+
+## bench-lab: scheduling lag at 1,000 req/s and checker times
 bench-lab: $(STAMP)
-	$(BIN)/python -m loadtest.bench_lab
+	$(BIN)/python -m caplab.bench.lab
 
 ## bench-fanout: commit-to-visible delay of the activity read model at 50 transfers/s
 bench-fanout: $(STAMP)
-	$(BIN)/python -m loadtest.bench_fanout --rate 50 --seconds 20
+	$(BIN)/python -m caplab.bench.fanout --rate 50 --seconds 20
 
+## clean: remove the environments and local state
 clean:
-	rm -rf $(VENV) .caplab .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .caplab .pytest_cache .ruff_cache

@@ -1,52 +1,52 @@
 """``caplab``: the one command-line entry point.
 
-Each area registers its own sub-commands (``emulators``, ``serve``, ``load``...) through a
-``register(subparsers)`` function, so this module stays a table of contents. A
-:class:`~caplab.errors.CaplabError` is printed as a one-line reason (exit 1), never a traceback.
+Each area registers its own sub-commands through a ``register(subparsers)`` function, named
+here by module so it is imported only when needed: ``caplab service ledger`` (the container
+command) imports the ledger and nothing of the lab, the emulators or the plots. A
+:class:`~caplab.core.errors.CaplabError` is printed as a one-line reason (exit 1), never a
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-import warnings
 from collections.abc import Sequence
 
-from caplab.errors import CaplabError
-from emulators import cli as emulators_cli
-from loadtest import chaos, check_cli, load_cli
-from services import cli as services_cli
-from services.sink import cli as sink_cli
+from caplab.core.clients import quiet_emulator_notices
+from caplab.core.errors import CaplabError
 
-REGISTRARS = (
-    emulators_cli.register,
-    services_cli.register,
-    sink_cli.register,
-    check_cli.register,
-    load_cli.register,
-    chaos.register,
-)
+COMMANDS: dict[str, str] = {
+    "emulators": "emulators.cli",
+    "service": "caplab.local.serve",
+    "serve": "caplab.local.serve",
+    "sink": "caplab.local.sink.cli",
+    "check": "loadtest.check_cli",
+    "load": "loadtest.load_cli",
+    "chaos": "loadtest.chaos",
+}
+"""Sub-command -> the module whose ``register(subparsers)`` declares it."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` only (its module alone imported), or for every command."""
     parser = argparse.ArgumentParser(
         prog="caplab",
         description="Distributed-systems trade-offs on Google Cloud, made measurable.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in REGISTRARS:
-        register(subparsers)
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for module in modules:
+        importlib.import_module(module).register(subparsers)
     return parser
 
 
-def quiet_emulator_notices() -> None:
-    """The Bigtable client warns on every connection to its emulator: expected here."""
-    warnings.filterwarnings("ignore", "Connecting to Bigtable emulator", RuntimeWarning)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
     quiet_emulator_notices()
-    args = build_parser().parse_args(argv)
+    command = next((a for a in arguments if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(arguments)
     try:
         return int(args.handler(args) or 0)
     except CaplabError as error:

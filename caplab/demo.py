@@ -20,29 +20,29 @@ from pathlib import Path
 
 from rich.console import Console
 
-from caplab.cli import quiet_emulator_notices
-from caplab.errors import CaplabError
-from caplab.signals import stop_on_sigterm
-from caplab.topology import TOPOLOGY, local_service_urls
+from caplab.core import catalogue
+from caplab.core.catalogue import local_service_urls
+from caplab.core.clients import quiet_emulator_notices
+from caplab.core.errors import CaplabError
+from caplab.core.signals import stop_on_sigterm
+from caplab.local import launcher
 from emulators import bootstrap, manager
 from emulators.cli import print_status
-from services import launcher
-from services.registry import SERVICES
 
 
 def run(console: Console, seconds: float) -> Path:
     """Steps 2 and 3 on a running stack; the path of the lab's HTML report."""
-    from emulators.cloudtasks import tour as tasks_tour
+    from caplab.local.tours import cloudtasks as tasks_tour
+    from caplab.local.tours import fanout as fanout_tour
+    from caplab.local.tours import ledger as ledger_tour
     from loadtest import demo as lab_demo
-    from services.activity import tour as fanout_tour
-    from services.ledger import tour as ledger_tour
 
     config = manager.running_config(manager.StackConfig.from_environ())
     console.rule("services")
     environ = dict(os.environ, **manager.client_environment(config))
     with manager.exported(environ):
         bootstrap.ensure_pubsub(local_service_urls())
-    ports = {name: TOPOLOGY.services[name] for name in SERVICES}
+    ports = catalogue.local_ports()
     with launcher.running_all(ports, environ, config.home / "services") as services:
         for service in services:
             console.print(f"{service.name}: {service.url} (log {service.log_path})")

@@ -1,4 +1,4 @@
-"""Create :data:`caplab.topology.TOPOLOGY` in the running emulators, idempotently.
+"""Create :data:`caplab.core.topology.TOPOLOGY` in the running emulators, idempotently.
 
 Each ``ensure_*`` has the same signature (service URLs for push endpoints, topology, project)
 so every emulator spec names its own, and creates only what is missing: a second
@@ -16,7 +16,8 @@ import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from caplab.topology import LOCAL_PROJECT, TOPOLOGY, Topology, local_service_urls, push_endpoint
+from caplab.core.catalogue import local_service_urls
+from caplab.core.topology import LOCAL_PROJECT, TOPOLOGY, Topology, push_endpoint
 
 if TYPE_CHECKING:
     from google.cloud.spanner_v1.database import Database
@@ -81,7 +82,7 @@ def ensure_pubsub(
     from google.protobuf import duration_pb2
     from google.pubsub_v1 import types as pubsub_types
 
-    urls = service_urls or local_service_urls(topology)
+    urls = service_urls or local_service_urls()
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     for topic in topology.all_topics():
@@ -185,7 +186,7 @@ def ensure_tasks(
     from google.cloud import tasks_v2
     from google.protobuf import field_mask_pb2
 
-    from services.shared.clients import build_tasks_client
+    from caplab.core.clients import build_tasks_client
 
     parent = tasks_location_path(project)
     with build_tasks_client(os.environ.get("CLOUD_TASKS_EMULATOR_HOST")) as client:

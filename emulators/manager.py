@@ -29,20 +29,13 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from caplab.errors import CaplabError, EmulatorNotReadyError, PortInUseError
-from caplab.topology import LOCAL_PROJECT, TOPOLOGY
+from caplab.core.environment import default_home
+from caplab.core.errors import CaplabError, EmulatorNotReadyError, PortInUseError
+from caplab.core.topology import LOCAL_PROJECT, TOPOLOGY
 from emulators.specs import EMULATORS, EmulatorSpec
 
 DEFAULT_HOST = "127.0.0.1"
 LOG_TAIL_LINES = 30
-
-
-def default_home(environ: Mapping[str, str]) -> Path:
-    """``$CAPLAB_HOME``, else ``.caplab/`` at the repository root."""
-    override = environ.get("CAPLAB_HOME")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parent.parent / ".caplab"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from caplab.errors import JavaNotFoundError, SdkNotFoundError
+from caplab.core.errors import JavaNotFoundError, SdkNotFoundError
 
 INSTALL_HINT = {
     "spanner": ("google-cloud-cli-spanner-emulator", "cloud-spanner-emulator"),

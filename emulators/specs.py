@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from caplab.topology import LOCAL_PROJECT, TOPOLOGY
+from caplab.core.topology import LOCAL_PROJECT, TOPOLOGY
 from emulators import bootstrap, sdk
 
 
@@ -130,7 +130,7 @@ def _tasks_environment(host: str, ports: Mapping[str, int]) -> dict[str, str]:
 
 
 def _probe_tasks() -> None:
-    from services.shared.clients import build_tasks_client
+    from caplab.core.clients import build_tasks_client
 
     with build_tasks_client(os.environ["CLOUD_TASKS_EMULATOR_HOST"]) as client:
         list(client.list_queues(parent=bootstrap.tasks_location_path(LOCAL_PROJECT), timeout=2))

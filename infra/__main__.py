@@ -11,8 +11,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from caplab.topology import TOPOLOGY
-from infra import catalogue
+from caplab.core import catalogue
+from caplab.core.topology import TOPOLOGY
 from infra.components.apis import ProjectApis, ProjectApisArgs
 from infra.components.bigtable import ActivityStore, ActivityStoreArgs
 from infra.components.fanout import EventFanout, EventFanoutArgs, PushTarget
@@ -78,7 +78,7 @@ def members_where(predicate: catalogue.Predicate) -> list[pulumi.Input[str]]:
     return [services[s.name].member for s in catalogue.DEPLOYED if predicate(s)]
 
 
-def task_target(handler: catalogue.DeployedService) -> TaskTarget:
+def task_target(handler: catalogue.Service) -> TaskTarget:
     """Who Cloud Tasks claims to be when delivering to ``handler``, and who may create its
     tasks (every service enqueueing into one of its queues)."""
     receiver = services[handler.name]

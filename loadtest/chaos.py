@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from caplab.errors import CaplabError
+from caplab.core.errors import CaplabError
 
 CHUNK = 65536
 

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from caplab.errors import CaplabError
+from caplab.core.errors import CaplabError
 from loadtest.linearizability import MODELS, HistoryFormatError, Verdict, check, load_history
 
 EXIT_STATUS = {Verdict.LINEARIZABLE: 0, Verdict.NOT_LINEARIZABLE: 2, Verdict.UNKNOWN: 3}

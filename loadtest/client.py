@@ -19,10 +19,10 @@ from typing import Any
 
 import aiohttp
 
+from caplab.core.durations import DurationError, parse_duration
+from caplab.core.timestamps import parse_rfc3339
 from loadtest.auth import IdTokenAuth
 from loadtest.records import ERROR, OK, REJECTED, UNKNOWN, Record
-from services.shared.durations import DurationError, parse_duration
-from services.shared.timestamps import parse_rfc3339
 
 
 def epoch(text: str) -> float:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from caplab.errors import CaplabError
-from services.shared.durations import DurationError, parse_duration
+from caplab.core.durations import DurationError, parse_duration
+from caplab.core.errors import CaplabError
 
 READ_MODES = ("strong", "exact", "bounded", "cached")
 OPERATIONS = ("transfer", *READ_MODES, "snapshot", "activity")

@@ -16,8 +16,8 @@ from typing import Any
 
 from rich.console import Console
 
-from caplab.topology import local_service_urls
-from emulators.manager import default_home
+from caplab.core.catalogue import local_service_urls
+from caplab.core.environment import default_home
 from loadtest.auth import IdTokenAuth, TokenSource, google_id_token
 from loadtest.config import DEFAULT_MIX, LoadConfig, parse_mix
 from loadtest.linearizability import Verdict

@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from caplab.errors import CaplabError
+from caplab.core.durations import parse_duration
+from caplab.core.errors import CaplabError
 from loadtest.auth import IdTokenAuth
 from loadtest.client import LabClient
 from loadtest.config import LoadConfig
 from loadtest.plan import Planned, account_ids, schedule
 from loadtest.pool import open_session
 from loadtest.records import ERROR, OK, REJECTED, Record
-from services.shared.durations import parse_duration
 
 SETUP_CONCURRENCY = 8
 START_LEAD = 0.05

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test layer.
+"""Fixtures shared by every test layer, and the one hook that marks each test with its layer
+(``tests/<layer>/<area>/``: ``pytest -m unit`` runs the fast layer).
 
 - ``clean_environ`` (autouse, session-wide): nothing inherited can point a client at a real
   project or at someone else's emulator.
@@ -18,10 +19,30 @@ from pathlib import Path
 
 import pytest
 
-from caplab.signals import stop_on_sigterm
+from caplab.core.signals import stop_on_sigterm
 from emulators import manager
 
-pytest_plugins = ["tests.fixtures.services", "tests.fixtures.fanout"]
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.fanout",
+    "tests.fixtures.cloudtasks",
+    "tests.fixtures.infra",
+]
+
+LAYERS = ("unit", "integration", "e2e")
+"""Each test's layer is the first folder under ``tests/``: its marker is set from there."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        layer = item.path.relative_to(root).parts[0]
+        if layer not in LAYERS:
+            raise pytest.UsageError(
+                f"{item.nodeid}: tests live under tests/{{{','.join(LAYERS)}}}/"
+            )
+        item.add_marker(layer)
+
 
 _SCRUBBED = re.compile(r"^(.*_EMULATOR_HOST|CLOUD_TASKS_.*|GOOGLE_.*|CAPLAB_.*)$")
 

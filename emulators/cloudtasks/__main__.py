@@ -8,7 +8,7 @@ import logging
 import signal
 import threading
 
-from caplab.topology import LOCAL_PROJECT
+from caplab.core.topology import LOCAL_PROJECT
 from emulators.cloudtasks.emulator import CloudTasksEmulator
 from emulators.cloudtasks.service import ServiceConfig
 from emulators.cloudtasks.validation import TaskLimits

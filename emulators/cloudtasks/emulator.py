@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import grpc
 
-from caplab.topology import LOCAL_PROJECT
+from caplab.core.topology import LOCAL_PROJECT
 from emulators.cloudtasks.clock import Clock, FakeClock, SystemClock
 from emulators.cloudtasks.oidc_http import OidcHttpServer
 from emulators.cloudtasks.scheduler import AttemptRecord, Scheduler

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from caplab.topology import BigtableInstance, GcRule
+from caplab.core.topology import BigtableInstance, GcRule
 
 USER_ROLE = "roles/bigtable.user"
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from caplab.topology import PushSubscription, Topology
+from caplab.core.topology import PushSubscription, Topology
 
 PUBLISHER_ROLE = "roles/pubsub.publisher"
 SUBSCRIBER_ROLE = "roles/pubsub.subscriber"

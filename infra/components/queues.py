@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from caplab.topology import TaskQueue
+from caplab.core.topology import TaskQueue
 
 ENQUEUER_ROLE = "roles/cloudtasks.enqueuer"
 ACT_AS_ROLE = "roles/iam.serviceAccountUser"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.catalogue import DeployedService
+from caplab.core.catalogue import Service as DeployedService
 
 INVOKER_ROLE = "roles/run.invoker"
 PUBLIC_LABEL = "caplab-public-api"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from caplab.topology import SpannerDatabase
+from caplab.core.topology import SpannerDatabase
 
 DATABASE_USER_ROLE = "roles/spanner.databaseUser"
 

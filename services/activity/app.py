@@ -18,15 +18,16 @@ from typing import Annotated, Literal
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from caplab.topology import TOPOLOGY
-from services.activity import projection, rowkey
+from caplab.core import rowkey
+from caplab.core.clients import ClientFactory
+from caplab.core.environment import GcpSettings, config_from
+from caplab.core.topology import TOPOLOGY
+from services.activity import projection
 from services.shared.app import create_app as create_service_app
-from services.shared.clients import ClientFactory
 from services.shared.events import TransferCommitted
 from services.shared.oidc import OidcVerifier
 from services.shared.problems import invalid_field
 from services.shared.pubsub_push import DeadLetters, PushMessage, consume
-from services.shared.settings import GcpSettings, config_from
 
 SUBSCRIPTION = TOPOLOGY.subscription("activity-projector")
 Consistency = Literal["eventual", "read-your-writes"]

@@ -1,6 +1,6 @@
 """Project ``transfer.committed`` events into Bigtable ``account_activity`` and read the feed.
 
-One event writes two rows, one per account side (row keys in :mod:`services.activity.rowkey`),
+One event writes two rows, one per account side (row keys in :mod:`caplab.core.rowkey`),
 each with the cells of family ``t``: ``transfer_id``, ``counterparty``, ``amount_cents`` (signed:
 negative on the debited side), ``committed_at`` and ``event_id``. Every cell's timestamp is the
 commit time (Bigtable keeps milliseconds), so a redelivered or reordered event writes the very
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from caplab.topology import TOPOLOGY
-from services.activity import rowkey
+from caplab.core import rowkey
+from caplab.core.timestamps import parse_rfc3339, rfc3339
+from caplab.core.topology import TOPOLOGY
 from services.shared.events import TransferCommitted
-from services.shared.timestamps import parse_rfc3339, rfc3339
 
 if TYPE_CHECKING:
     from google.cloud.bigtable.row import PartialRowData

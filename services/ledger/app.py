@@ -12,7 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request, Response
 
-from caplab.topology import TOPOLOGY
+from caplab.core.clients import ClientFactory
+from caplab.core.durations import DurationError, format_duration, parse_duration
+from caplab.core.timestamps import rfc3339
+from caplab.core.topology import TOPOLOGY
 from services.ledger.cache import BalanceCache, CacheStats
 from services.ledger.models import (
     AccountCreated,
@@ -24,18 +27,15 @@ from services.ledger.models import (
     TransferIn,
     TransferOut,
 )
+from services.ledger.payouts.api import add_payout_routes
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import AccountRow, LedgerStore, account_not_found
 from services.ledger.transfers import Transfers
-from services.payouts.api import add_payout_routes
 from services.shared.app import create_app as create_service_app
-from services.shared.clients import ClientFactory
 from services.shared.deadline import run_with_deadline
-from services.shared.durations import DurationError, format_duration, parse_duration
 from services.shared.events import TransferCommitted
 from services.shared.problems import Problem, invalid_field, problem_responses
 from services.shared.pubsub_push import DeadLetters, PushMessage, consume
-from services.shared.timestamps import rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The ledger's settings, read once from the environment (see ``services.shared.settings``)."""
+"""The ledger's settings, read once from the environment (see ``caplab.core.environment``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.shared.durations import parse_duration
+from caplab.core.durations import parse_duration
+from caplab.core.environment import GcpSettings, config_from
 from services.shared.oidc import OidcVerifier
-from services.shared.settings import GcpSettings, config_from
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,11 @@ from typing import Any
 from google.cloud import spanner
 from google.cloud.spanner_v1 import KeySet
 
+from caplab.core.timestamps import rfc3339
 from services.ledger.events import EVENT_TYPE, outbox_payload
 from services.ledger.models import TransferIn
 from services.ledger.store import LedgerStore, account_not_found
 from services.shared.problems import Problem
-from services.shared.timestamps import rfc3339
 
 INT64_MAX = 2**63 - 1
 

@@ -31,10 +31,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AnyHttpUrl, BaseModel
 
-from caplab.topology import TOPOLOGY
+from caplab.core.clients import ClientFactory
+from caplab.core.environment import GcpSettings, config_from
+from caplab.core.topology import TOPOLOGY
 from services.notifier import delivery, webhooks
 from services.shared.app import create_app as create_service_app
-from services.shared.clients import ClientFactory
 from services.shared.events import TransferCommitted
 from services.shared.oidc import OidcVerifier
 from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth
@@ -46,7 +47,6 @@ from services.shared.resilience import (
     DownstreamPolicy,
     Downstreams,
 )
-from services.shared.settings import GcpSettings, config_from
 
 log = logging.getLogger(__name__)
 SUBSCRIPTION = TOPOLOGY.subscription("notifier")

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.shared.timestamps import parse_rfc3339, rfc3339
+from caplab.core.timestamps import parse_rfc3339, rfc3339
 
 TRANSFER_COMMITTED = "transfer.committed"
 

@@ -44,8 +44,8 @@ from services.shared.problems import Problem
 if TYPE_CHECKING:
     from google.cloud import pubsub_v1
 
-    from caplab.topology import PushSubscription
-    from services.shared.settings import GcpSettings
+    from caplab.core.environment import GcpSettings
+    from caplab.core.topology import PushSubscription
 
 log = logging.getLogger(__name__)
 _PUBLISH_TIMEOUT = 10.0

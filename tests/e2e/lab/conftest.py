@@ -1,4 +1,4 @@
-"""The stand-in ledger (``python -m loadtest.standin``) as a separate process per test."""
+"""The stand-in ledger (``python -m caplab.local.standin``) as a separate process per test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import standin as standin_module
+from caplab.local import standin as standin_module
 
 
 @pytest.fixture

@@ -19,8 +19,6 @@ from emulators import manager
 from emulators.manager import free_port
 from tests.fixtures.services import ServiceRunner
 
-pytestmark = pytest.mark.e2e
-
 
 @contextlib.contextmanager
 def chaos_proxy(spanner: str, log: Path) -> Iterator[tuple[int, int, str]]:

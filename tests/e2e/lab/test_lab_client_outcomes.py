@@ -7,14 +7,10 @@ import asyncio
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-import pytest
-
 from emulators.manager import free_port
 from loadtest.client import LabClient
 from loadtest.pool import open_session
 from loadtest.records import ERROR, OK, REJECTED, UNKNOWN, Record
-
-pytestmark = pytest.mark.e2e
 
 StandIn = Callable[..., AbstractContextManager[str]]
 

@@ -10,17 +10,14 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 
+from caplab.local.launcher import RunningService
 from loadtest.config import LoadConfig
 from loadtest.linearizability import Verdict
 from loadtest.report import analyse, print_console, write_report
 from loadtest.runner import Endpoints, run_load
-from services.launcher import RunningService
 from tests.fixtures.services import ServiceRunner
-
-pytestmark = pytest.mark.e2e
 
 
 def test_short_run_on_the_ledger_is_measured_and_checked(

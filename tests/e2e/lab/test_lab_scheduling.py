@@ -15,13 +15,11 @@ import pytest
 from rich.console import Console
 
 from caplab.cli import main
-from caplab.errors import CaplabError
+from caplab.core.errors import CaplabError
 from loadtest.auth import IdTokenAuth
 from loadtest.config import LoadConfig
 from loadtest.runner import Endpoints, run_load
 from loadtest.stats import kind_stats
-
-pytestmark = pytest.mark.e2e
 
 StandIn = Callable[..., AbstractContextManager[str]]
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from services.launcher import RunningService
+from caplab.local.launcher import RunningService
 
 OpenAccount = Callable[[int], str]
 

@@ -7,14 +7,11 @@ loop over operations is written out here).
 
 from __future__ import annotations
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 
-from services.launcher import RunningService
-
-pytestmark = pytest.mark.e2e
+from caplab.local.launcher import RunningService
 
 EXAMPLES_PER_OPERATION = 30
 

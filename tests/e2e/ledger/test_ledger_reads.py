@@ -8,11 +8,9 @@ import httpx
 import pytest
 from conftest import OpenAccount, transfer
 
-from services.launcher import RunningService
-from services.shared.timestamps import parse_rfc3339
+from caplab.core.timestamps import parse_rfc3339
+from caplab.local.launcher import RunningService
 from tests.fixtures.services import ServiceRunner
-
-pytestmark = pytest.mark.e2e
 
 
 def read(client: httpx.Client, account: str, **params: str) -> dict:

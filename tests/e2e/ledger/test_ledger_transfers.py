@@ -16,8 +16,6 @@ from conftest import OpenAccount, transfer
 from tests.fixtures.latency_proxy import latency_proxy
 from tests.fixtures.services import ServiceRunner
 
-pytestmark = pytest.mark.e2e
-
 
 def test_replay_returns_the_first_response_and_applies_once(
     client: httpx.Client, open_account: OpenAccount

@@ -14,11 +14,9 @@ import httpx
 import pytest
 from conftest import OpenAccount, transfer
 
+from caplab.local import launcher
 from emulators import manager
-from services import launcher
 from tests.fixtures.services import ServiceRunner
-
-pytestmark = pytest.mark.e2e
 
 PROJECT = "caplab-local"
 

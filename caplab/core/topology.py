@@ -1,0 +1,292 @@
+"""The one source of truth for caplab's cloud topology.
+
+Every name the system uses — Spanner instance, database and DDL; Pub/Sub topics, push
+subscriptions and their dead-letter topics; Bigtable tables, column families and GC rules;
+Cloud Tasks queues with their rate limits and retry policy — is declared here, once, as plain
+frozen dataclasses. The emulator bootstrap (``emulators.bootstrap``) and the Pulumi program
+(``infra/``) both read :data:`TOPOLOGY`, so the laptop and the cloud cannot drift; tests
+assert that each side creates exactly this.
+
+This module must stay importable without Pulumi or any Google client library: it is data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+LOCAL_PROJECT = "caplab-local"
+"""Project id used against the emulators (any id works there; this one is never real)."""
+
+
+@dataclass(frozen=True)
+class SpannerDatabase:
+    instance: str
+    database: str
+    ddl: tuple[str, ...]
+    version_retention: str = "1h"
+    """How long old versions are kept: the bound on exact-staleness reads."""
+
+    def table_names(self) -> tuple[str, ...]:
+        """Names of the tables the DDL creates, in declaration order."""
+        names = []
+        for statement in self.ddl:
+            words = statement.split()
+            if words[:2] == ["CREATE", "TABLE"]:
+                names.append(words[2])
+        return tuple(names)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Pub/Sub subscription retry policy (exponential backoff between redeliveries)."""
+
+    minimum_backoff_seconds: int
+    maximum_backoff_seconds: int
+
+
+@dataclass(frozen=True)
+class PushSubscription:
+    """A push subscription delivering to ``path`` on the service named ``service``.
+
+    The endpoint's base URL is resolved per environment: a local port under the emulators,
+    the Cloud Run URL in the cloud (see :func:`push_endpoint`).
+    """
+
+    name: str
+    topic: str
+    service: str
+    path: str
+    dead_letter_topic: str
+    max_delivery_attempts: int
+    retry: RetryPolicy
+    ack_deadline_seconds: int = 30
+    enable_message_ordering: bool = True
+
+
+@dataclass(frozen=True)
+class PullSubscription:
+    """A pull subscription that holds a dead-letter topic's messages for inspection and
+    replay: Pub/Sub drops messages published to a topic that has no subscription, so a
+    dead-letter topic without one would silently lose every poison message."""
+
+    name: str
+    topic: str
+    retention_seconds: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class GcRule:
+    """A Bigtable garbage-collection rule: keep at most ``max_versions`` cells and/or cells
+    younger than ``max_age_seconds`` (union when both are set).
+
+    The Bigtable emulator stores GC rules but never applies them: readers must filter to the
+    latest cell themselves.
+    """
+
+    max_versions: int | None = None
+    max_age_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class BigtableTable:
+    name: str
+    column_families: dict[str, GcRule]
+
+
+@dataclass(frozen=True)
+class BigtableInstance:
+    instance: str
+    tables: tuple[BigtableTable, ...]
+    app_profiles: dict[str, str] = field(default_factory=dict)
+    """Read consistency name -> app profile id (created in the cloud only; the emulator has
+    no app-profile admin API)."""
+
+
+@dataclass(frozen=True)
+class TaskRetryConfig:
+    max_attempts: int
+    min_backoff_seconds: float
+    max_backoff_seconds: float
+    max_doublings: int
+    max_retry_duration_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class TaskQueue:
+    name: str
+    max_dispatches_per_second: float
+    max_concurrent_dispatches: int
+    retry: TaskRetryConfig
+
+
+@dataclass(frozen=True)
+class Topology:
+    spanner: SpannerDatabase
+    topics: tuple[str, ...]
+    subscriptions: tuple[PushSubscription, ...]
+    bigtable: BigtableInstance
+    queues: tuple[TaskQueue, ...]
+
+    def all_topics(self) -> tuple[str, ...]:
+        """Every topic: the event topics and each subscription's dead-letter topic."""
+        dead_letters = tuple(s.dead_letter_topic for s in self.subscriptions)
+        return tuple(dict.fromkeys(self.topics + dead_letters))
+
+    def dead_letter_subscriptions(self) -> tuple[PullSubscription, ...]:
+        """One pull subscription per dead-letter topic, named after the topic."""
+        topics = dict.fromkeys(s.dead_letter_topic for s in self.subscriptions)
+        return tuple(PullSubscription(name=topic, topic=topic) for topic in topics)
+
+    def subscription(self, name: str) -> PushSubscription:
+        return next(s for s in self.subscriptions if s.name == name)
+
+    def queue(self, name: str) -> TaskQueue:
+        return next(q for q in self.queues if q.name == name)
+
+
+LEDGER_DDL = (
+    """CREATE TABLE Accounts (
+  AccountId STRING(64) NOT NULL,
+  Owner STRING(256) NOT NULL,
+  BalanceCents INT64 NOT NULL,
+  Version INT64 NOT NULL,
+  CreatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+  UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+  CONSTRAINT NonNegativeBalance CHECK (BalanceCents >= 0),
+) PRIMARY KEY (AccountId)""",
+    """CREATE TABLE Transfers (
+  TransferId STRING(64) NOT NULL,
+  FromAccount STRING(64) NOT NULL,
+  ToAccount STRING(64) NOT NULL,
+  AmountCents INT64 NOT NULL,
+  FromVersion INT64 NOT NULL,
+  ToVersion INT64 NOT NULL,
+  CommittedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+  CONSTRAINT PositiveAmount CHECK (AmountCents > 0),
+) PRIMARY KEY (TransferId)""",
+    """CREATE TABLE IdempotencyKeys (
+  IdempotencyKey STRING(255) NOT NULL,
+  RequestHash STRING(64) NOT NULL,
+  ResponseStatus INT64 NOT NULL,
+  ResponseBody STRING(MAX) NOT NULL,
+  CreatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (IdempotencyKey),
+  ROW DELETION POLICY (OLDER_THAN(CreatedAt, INTERVAL 1 DAY))""",
+    """CREATE TABLE Outbox (
+  EventId STRING(64) NOT NULL,
+  EventType STRING(64) NOT NULL,
+  OrderingKey STRING(64) NOT NULL,
+  Payload STRING(MAX) NOT NULL,
+  CommittedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+  PublishedAt TIMESTAMP OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (EventId),
+  ROW DELETION POLICY (OLDER_THAN(PublishedAt, INTERVAL 7 DAY))""",
+    "CREATE INDEX OutboxByPublished ON Outbox (PublishedAt, CommittedAt)",
+    # The notifier's webhook registrations: where each account wants its events delivered.
+    """CREATE TABLE Webhooks (
+  AccountId STRING(64) NOT NULL,
+  Url STRING(2048) NOT NULL,
+  UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (AccountId)""",
+    # The payout saga: the held amount lives on the payout row until it settles (leaves the
+    # ledger) or is compensated (returns to the account).
+    """CREATE TABLE Payouts (
+  PayoutId STRING(64) NOT NULL,
+  AccountId STRING(64) NOT NULL,
+  AmountCents INT64 NOT NULL,
+  BankUrl STRING(2048) NOT NULL,
+  State STRING(16) NOT NULL,
+  IdempotencyKey STRING(255) NOT NULL,
+  RequestHash STRING(64) NOT NULL,
+  CreatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+  UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+  CONSTRAINT PositivePayout CHECK (AmountCents > 0),
+) PRIMARY KEY (PayoutId)""",
+    "CREATE UNIQUE INDEX PayoutsByIdempotencyKey ON Payouts (IdempotencyKey) STORING (RequestHash)",
+    """CREATE TABLE PayoutSteps (
+  PayoutId STRING(64) NOT NULL,
+  Step INT64 NOT NULL,
+  State STRING(16) NOT NULL,
+  Detail STRING(MAX) NOT NULL,
+  RecordedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (PayoutId, Step),
+  INTERLEAVE IN PARENT Payouts ON DELETE CASCADE""",
+)
+
+_PUSH_RETRY = RetryPolicy(minimum_backoff_seconds=1, maximum_backoff_seconds=60)
+
+TOPOLOGY = Topology(
+    spanner=SpannerDatabase(instance="caplab", database="ledger", ddl=LEDGER_DDL),
+    topics=("transfer-events",),
+    subscriptions=(
+        PushSubscription(
+            name="activity-projector",
+            topic="transfer-events",
+            service="activity",
+            path="/pubsub/transfer-events",
+            dead_letter_topic="activity-projector-dead-letter",
+            max_delivery_attempts=10,
+            retry=_PUSH_RETRY,
+        ),
+        PushSubscription(
+            name="notifier",
+            topic="transfer-events",
+            service="notifier",
+            path="/pubsub/transfer-events",
+            dead_letter_topic="notifier-dead-letter",
+            max_delivery_attempts=10,
+            retry=_PUSH_RETRY,
+        ),
+        PushSubscription(
+            name="ledger-cache-invalidation",
+            topic="transfer-events",
+            service="ledger",
+            path="/internal/invalidate",
+            dead_letter_topic="ledger-cache-invalidation-dead-letter",
+            max_delivery_attempts=5,
+            retry=_PUSH_RETRY,
+            # Invalidation is idempotent and order-free: ordering would only add latency.
+            enable_message_ordering=False,
+        ),
+    ),
+    bigtable=BigtableInstance(
+        instance="caplab-activity",
+        tables=(
+            BigtableTable(
+                name="account_activity",
+                column_families={
+                    # One cell per column: a redelivered event rewrites the same value.
+                    "t": GcRule(max_versions=1),
+                },
+            ),
+        ),
+        app_profiles={"eventual": "multi-cluster", "read-your-writes": "single-cluster"},
+    ),
+    queues=(
+        TaskQueue(
+            name="webhooks",
+            max_dispatches_per_second=50,
+            max_concurrent_dispatches=20,
+            retry=TaskRetryConfig(
+                max_attempts=10, min_backoff_seconds=1, max_backoff_seconds=60, max_doublings=4
+            ),
+        ),
+        TaskQueue(
+            name="payouts",
+            max_dispatches_per_second=10,
+            max_concurrent_dispatches=5,
+            retry=TaskRetryConfig(
+                max_attempts=5, min_backoff_seconds=1, max_backoff_seconds=30, max_doublings=3
+            ),
+        ),
+    ),
+)
+
+
+def push_endpoint(subscription: PushSubscription, service_urls: Mapping[str, str]) -> str:
+    """The push endpoint of ``subscription`` given each service's base URL.
+
+    Locally the URLs are ``http://127.0.0.1:<port>``; in the cloud they are Cloud Run URLs.
+    """
+    return service_urls[subscription.service].rstrip("/") + subscription.path
