@@ -44,9 +44,7 @@ def test_a_transaction_waits_for_a_slot_and_gives_up_at_the_deadline(
     finally:
         slots.release()
     assert reached == []
-    selected = runner.run(
-        lambda transaction: list(transaction.execute_sql("SELECT 1"))
-    )
+    selected = runner.run(lambda transaction: list(transaction.execute_sql("SELECT 1")))
     assert selected == [[1]]
 
 
@@ -68,10 +66,7 @@ def test_concurrent_transactions_all_commit_one_at_a_time(emulator_env: dict[str
             inside -= 1
         return "ok"
 
-    threads = [
-        threading.Thread(target=lambda: results.append(runner.run(work)))
-        for _ in range(8)
-    ]
+    threads = [threading.Thread(target=lambda: results.append(runner.run(work))) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
