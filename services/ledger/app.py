@@ -78,7 +78,7 @@ def create_app(
     runner = TransactionRunner(clients.spanner_database, settings.deadline, settings.transactions)
     store = LedgerStore(runner, replica=clients.spanner_replica_database)
     transfers = Transfers(store)
-    cache = BalanceCache(settings.cache_ttl)
+    cache = BalanceCache(settings.cache_ttl, settings.cache_max_entries)
 
     app = create_service_app(
         "caplab ledger",
@@ -132,11 +132,11 @@ def create_app(
     ) -> Response:  # fmt: skip
         if consistency is Consistency.CACHED:
             max_age = _staleness(staleness, settings.cache_ttl, settings.cache_ttl)
-            entry = cache.get(account_id, max_age)
-            if entry is not None:
+            hit = cache.get(account_id, max_age)
+            if hit is not None:
                 return _account_out(
-                    entry.row, entry.read_timestamp_text, consistency, max_age, "cache",
-                    cache_age=format_duration(_to_milliseconds(entry.age_now())),
+                    hit.entry.row, hit.entry.read_timestamp_text, consistency, max_age, "cache",
+                    cache_age=format_duration(_to_milliseconds(hit.age)),
                 )  # fmt: skip
             bound, mode = max_age, Consistency.STRONG
         elif consistency is Consistency.STRONG:
@@ -160,7 +160,7 @@ def create_app(
             raise account_not_found(account_id, "path.account_id")
         read_timestamp = rfc3339(read.read_timestamp)
         if consistency is Consistency.CACHED:
-            cache.put(row, read_timestamp)
+            cache.put(row, read.read_timestamp, read_timestamp)
         return _account_out(row, read_timestamp, consistency, bound, SERVED_BY[consistency])
 
     @app.get(
