@@ -190,13 +190,15 @@ LEDGER_DDL = (
   UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (AccountId)""",
     # The payout saga: the held amount lives on the payout row until it settles (leaves the
-    # ledger) or is compensated (returns to the account).
+    # ledger) or is compensated (returns to the account). BankAttempts and LastAttemptAt are
+    # written before each call to the bank; PayoutsByState lets the sweeper find open payouts.
     """CREATE TABLE Payouts (
   PayoutId STRING(64) NOT NULL,
   AccountId STRING(64) NOT NULL,
   AmountCents INT64 NOT NULL,
-  BankUrl STRING(2048) NOT NULL,
   State STRING(16) NOT NULL,
+  BankAttempts INT64 NOT NULL,
+  LastAttemptAt TIMESTAMP OPTIONS (allow_commit_timestamp = true),
   IdempotencyKey STRING(255) NOT NULL,
   RequestHash STRING(64) NOT NULL,
   CreatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
@@ -204,9 +206,11 @@ LEDGER_DDL = (
   CONSTRAINT PositivePayout CHECK (AmountCents > 0),
 ) PRIMARY KEY (PayoutId)""",
     "CREATE UNIQUE INDEX PayoutsByIdempotencyKey ON Payouts (IdempotencyKey) STORING (RequestHash)",
+    "CREATE INDEX PayoutsByState ON Payouts (State, UpdatedAt)",
     """CREATE TABLE PayoutSteps (
   PayoutId STRING(64) NOT NULL,
   Step INT64 NOT NULL,
+  Event STRING(32) NOT NULL,
   State STRING(16) NOT NULL,
   Detail STRING(MAX) NOT NULL,
   RecordedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),

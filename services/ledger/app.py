@@ -6,7 +6,9 @@ Run it as the container does: ``PORT=8081 caplab service ledger``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -80,10 +82,16 @@ def create_app(
     transfers = Transfers(store)
     cache = BalanceCache(settings.cache_ttl, settings.cache_max_entries)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with payouts.running():
+            yield
+
     app = create_service_app(
         "caplab ledger",
         project=settings.gcp.project,
         readiness=store.ping,
+        lifespan=lifespan,
         version="1.0.0",
         description=(
             "Accounts and transfers on Cloud Spanner. Balance reads choose their consistency: "
@@ -292,7 +300,7 @@ def create_app(
     async def cache_stats() -> CacheStats:
         return cache.stats()
 
-    add_payout_routes(app, clients, runner)
+    payouts = add_payout_routes(app, clients, runner, settings.payouts)
     return app
 
 

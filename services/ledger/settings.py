@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from caplab.core.durations import parse_duration
 from caplab.core.environment import GcpSettings, config_from
+from services.ledger.payouts.settings import PayoutSettings
 from services.shared.oidc import OidcVerifier
 from services.shared.transactions import TransactionSettings
 
@@ -40,6 +41,8 @@ class LedgerSettings:
     """Whole-request bound on Spanner work; past it the request is a 503 + Retry-After."""
     push_auth: OidcVerifier
     """Who may push cache invalidations (verified in the cloud; the emulator signs nothing)."""
+    payouts: PayoutSettings
+    """The bank and the saga's sweeper (``CAPLAB_BANK_*``, ``CAPLAB_PAYOUTS_*``)."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LedgerSettings:
@@ -57,4 +60,5 @@ class LedgerSettings:
             ),
             deadline=config("CAPLAB_LEDGER_DEADLINE", cast=parse_duration, default="5s"),
             push_auth=OidcVerifier.from_config(config, "CAPLAB_PUSH"),
+            payouts=PayoutSettings.from_config(config),
         )

@@ -1,0 +1,95 @@
+"""The payout API's contract through the ledger process: idempotent creation, the caller never
+choosing the bank, problem+json for bad input, and payouts refused while no bank is
+configured. The ledger's invariant is checked after each test (``books``)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from caplab.local import launcher
+from tests.fixtures.bank import BankControl, Books
+from tests.fixtures.fanout import eventually
+
+START = 10_000
+PROBLEM = "application/problem+json"
+
+
+def post(ledger: str, body: dict[str, object], key: str | None = None) -> httpx.Response:
+    headers = {"Idempotency-Key": key} if key is not None else {}
+    return httpx.post(f"{ledger}/v1/payouts", json=body, headers=headers, timeout=30)
+
+
+def test_a_payout_is_idempotent_on_its_key(
+    bank_ledger: launcher.RunningService, bank: BankControl, books: Books
+) -> None:
+    """The same key and body return the same payout (200, Idempotent-Replayed) and hold once;
+    the same key with another body is a 422; no key is a 400; each names the header. The
+    payout then settles once at the bank."""
+    ledger = bank_ledger.url
+    account = books.open(ledger, START)
+    body: dict[str, object] = {"account": account, "amount_cents": 100}
+    key = str(uuid.uuid4())
+    first, again = post(ledger, body, key), post(ledger, body, key)
+    other = post(ledger, body | {"amount_cents": 101}, key)
+    keyless = post(ledger, body)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["payout_id"] == first.json()["payout_id"]
+    for refused, status in ((other, 422), (keyless, 400)):
+        assert (refused.status_code, refused.headers["content-type"]) == (status, PROBLEM)
+        assert refused.json()["field"] == "header.Idempotency-Key"
+
+    payout_id = first.json()["payout_id"]
+
+    def settled() -> dict[str, object] | None:
+        payout = httpx.get(f"{ledger}/v1/payouts/{payout_id}", timeout=10).json()
+        return payout if payout["state"] == "settled" else None
+
+    payout = eventually(settled, timeout=30)
+    assert payout["amount_cents"] == 100
+    assert bank.payments(account) == {payout_id: "paid"}
+
+
+def test_the_caller_cannot_choose_the_bank_and_bad_input_is_a_problem(
+    bank_ledger: launcher.RunningService, books: Books
+) -> None:
+    """A ``bank_url`` in the body is refused (422 naming it); so are a bad amount, a bad
+    account and a bad payout id; an unknown account is a 404 and an overdraft a 422, each
+    holding nothing."""
+    ledger = bank_ledger.url
+    account = books.open(ledger, START)
+    cases = [
+        ({"account": account, "amount_cents": 1, "bank_url": "http://evil.example"}, 422,
+         "body.bank_url"),
+        ({"account": account, "amount_cents": 0}, 422, "body.amount_cents"),
+        ({"account": account, "amount_cents": 1.5}, 422, "body.amount_cents"),
+        ({"account": "no#hash", "amount_cents": 1}, 422, "body.account"),
+        ({"account": f"missing-{uuid.uuid4().hex[:8]}", "amount_cents": 1}, 404, "body.account"),
+        ({"account": account, "amount_cents": START + 1}, 422, "body.amount_cents"),
+    ]  # fmt: skip
+    for body, status, field in cases:
+        response = post(ledger, body, str(uuid.uuid4()))
+        assert (response.status_code, response.headers["content-type"]) == (status, PROBLEM)
+        assert response.json()["field"] == field, response.text
+    bad_id = httpx.get(f"{ledger}/v1/payouts/not-an-id", timeout=10)
+    assert (bad_id.status_code, bad_id.json()["field"]) == (422, "path.payout_id")
+    unknown = httpx.get(f"{ledger}/v1/payouts/{uuid.uuid4().hex}", timeout=10)
+    assert (unknown.status_code, unknown.headers["content-type"]) == (404, PROBLEM)
+    balance = httpx.get(f"{ledger}/v1/accounts/{account}", timeout=10).json()["balance_cents"]
+    assert balance == START
+
+
+def test_without_a_bank_payouts_are_refused_before_any_hold(
+    ledger: launcher.RunningService, books: Books
+) -> None:
+    """The session's ledger has no ``CAPLAB_BANK_URL``: a payout is a 503 problem and the
+    account keeps its money."""
+    account = books.open(ledger.url, START)
+    response = post(ledger.url, {"account": account, "amount_cents": 100}, str(uuid.uuid4()))
+    assert (response.status_code, response.headers["content-type"]) == (503, PROBLEM)
+    assert "CAPLAB_BANK_URL" in response.json()["detail"]
+    balance = httpx.get(f"{ledger.url}/v1/accounts/{account}", timeout=10).json()["balance_cents"]
+    assert balance == START
