@@ -114,15 +114,6 @@ def payout_out(payout: Payout) -> PayoutOut:
     )
 
 
-def payouts_unavailable() -> Problem:
-    return Problem(
-        503,
-        "payouts-unavailable",
-        "payouts are disabled: this ledger has no bank configured (CAPLAB_BANK_URL)",
-        headers={"Retry-After": "60"},
-    )
-
-
 class Payouts:
     """The saga's driver: the store, the bank, the task queue and the sweeper. The HTTP client
     (and so the bank) exists between :meth:`running`'s entry and exit (the app's lifespan)."""
@@ -164,7 +155,7 @@ class Payouts:
     @property
     def bank(self) -> Bank:
         if self._bank is None:
-            raise payouts_unavailable()
+            raise RuntimeError("the bank exists only while the app runs (its lifespan)")
         return self._bank
 
     async def _db(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -173,8 +164,6 @@ class Payouts:
 
     async def create(self, key: str, payout: PayoutIn) -> tuple[Payout, bool]:
         """Hold, then schedule the first bank call; the payout and whether it was created."""
-        if self._bank is None:  # refuse before holding money when no bank is configured
-            raise payouts_unavailable()
         digest = idempotency.request_hash(payout.model_dump())
         with self.in_flight.claim(key):
             payout_id, created = await self._db(
@@ -310,9 +299,14 @@ class Payouts:
 def add_payout_routes(
     app: FastAPI, clients: ClientFactory, runner: TransactionRunner, settings: PayoutSettings
 ) -> Payouts:
-    """Mount the payout saga's endpoints on ``app`` (the ledger); the caller enters the
-    returned :meth:`Payouts.running` in the app's lifespan."""
+    """Mount the payout saga's endpoints on ``app`` (the ledger) when a bank is configured;
+    the caller enters the returned :meth:`Payouts.running` in the app's lifespan. Without a
+    bank there are no payout endpoints at all (404): nothing that moves money is exposed
+    half-configured."""
     payouts = Payouts(settings, clients, runner)
+    if settings.bank_url is None:
+        log.warning("payouts are off: no bank is configured (CAPLAB_BANK_URL)")
+        return payouts
 
     @app.post(
         "/v1/payouts",

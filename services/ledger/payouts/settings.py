@@ -1,6 +1,7 @@
 """The payout saga's settings, part of the ledger's (read once, at start-up):
 
-- ``CAPLAB_BANK_URL``: the bank's base URL. Unset (the default), payouts answer 503.
+- ``CAPLAB_BANK_URL``: the bank's base URL. Unset (the default), the ledger has no payout
+  endpoints.
 - ``CAPLAB_BANK_TIMEOUT`` (``5s``): one call to the bank; past it the outcome is unknown.
 - ``CAPLAB_BANK_MAX_ATTEMPTS`` (5): payment requests sent before a "never received" may
   compensate.
@@ -39,7 +40,8 @@ def _base_url(text: str) -> str:
 @dataclass(frozen=True)
 class PayoutSettings:
     bank_url: str | None
-    """``None``: no bank configured, so payouts are refused (503) and nothing is swept."""
+    """``None``: no bank configured, so the ledger mounts no payout endpoint and sweeps
+    nothing."""
     bank_policy: DownstreamPolicy
     bank_max_attempts: int
     bank_arrival_window: timedelta

@@ -1,18 +1,23 @@
 """The payout API's contract through the ledger process: idempotent creation, the caller never
-choosing the bank, problem+json for bad input, and payouts refused while no bank is
-configured. The ledger's invariant is checked after each test (``books``)."""
+choosing the bank, problem+json for bad input, no payout endpoint while no bank is configured,
+and no generated request answered 5xx. The ledger's invariant is checked after each test
+(``books``)."""
 
 from __future__ import annotations
 
 import uuid
 
 import httpx
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.core.result import Ok
 
 from caplab.local import launcher
 from tests.fixtures.bank import BankControl, Books
 from tests.fixtures.fanout import eventually
 
 START = 10_000
+EXAMPLES_PER_OPERATION = 15
 PROBLEM = "application/problem+json"
 
 
@@ -82,14 +87,48 @@ def test_the_caller_cannot_choose_the_bank_and_bad_input_is_a_problem(
     assert balance == START
 
 
-def test_without_a_bank_payouts_are_refused_before_any_hold(
+def test_without_a_bank_the_ledger_has_no_payout_endpoints(
     ledger: launcher.RunningService, books: Books
 ) -> None:
-    """The session's ledger has no ``CAPLAB_BANK_URL``: a payout is a 503 problem and the
-    account keeps its money."""
+    """The session's ledger has no ``CAPLAB_BANK_URL``: its payout endpoints do not exist (404
+    problem, absent from the OpenAPI document) and the account keeps its money."""
     account = books.open(ledger.url, START)
     response = post(ledger.url, {"account": account, "amount_cents": 100}, str(uuid.uuid4()))
-    assert (response.status_code, response.headers["content-type"]) == (503, PROBLEM)
-    assert "CAPLAB_BANK_URL" in response.json()["detail"]
+    assert (response.status_code, response.headers["content-type"]) == (404, PROBLEM)
+    paths = httpx.get(f"{ledger.url}/openapi.json", timeout=10).json()["paths"]
+    assert not [path for path in paths if "payout" in path]
     balance = httpx.get(f"{ledger.url}/v1/accounts/{account}", timeout=10).json()["balance_cents"]
     assert balance == START
+
+
+def test_generated_requests_to_the_payout_endpoints_never_get_a_server_error(
+    bank_ledger: launcher.RunningService,
+) -> None:
+    """Requests drawn from the OpenAPI document of a ledger with a bank, for each payout
+    operation, answer below 500 (the ledger-wide test runs on a ledger without payouts)."""
+    schema = schemathesis.openapi.from_url(bank_ledger.url + "/openapi.json")
+    server_errors: list[str] = []
+    sent = 0
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
+        operation = result.ok()
+        if "payout" not in operation.path and operation.path != "/internal/bank":
+            continue
+
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        )
+        @given(case=operation.as_strategy())
+        def send(case: schemathesis.Case) -> None:
+            nonlocal sent
+            response = case.call(base_url=bank_ledger.url, timeout=30)
+            sent += 1
+            if response.status_code >= 500:
+                server_errors.append(f"{case.method} {case.formatted_path}: {response.text[:200]}")
+
+        send()
+    assert server_errors == []
+    assert sent >= 4 * EXAMPLES_PER_OPERATION // 2
