@@ -127,7 +127,10 @@ class Bank:
             return classify(failed.response)
         except ResilienceError as refused:
             return Answer(Outcome.NOT_SENT, f"not sent: {refused}")
-        except (httpx.HTTPError, TimeoutError) as error:
+        except TimeoutError:
+            timeout = self._downstream.timeout
+            return Answer(Outcome.UNKNOWN, f"no answer within {timeout:g}s: outcome unknown")
+        except httpx.HTTPError as error:
             return Answer(Outcome.UNKNOWN, f"{type(error).__name__}: {error}: outcome unknown")
 
     def snapshot(self) -> dict[str, object]:
