@@ -32,8 +32,12 @@ class WorkloadConfig:
     seed: int = 1
     arrivals: str = "poisson"
 
+    def __post_init__(self) -> None:
+        self.as_load_config()
+
     def as_load_config(self) -> LoadConfig:
-        """The lab's load configuration of the same stream (validates the values too)."""
+        """The lab's load configuration of the same stream (its checks apply: a bad value
+        raises :class:`~loadtest.config.LoadConfigError`)."""
         return LoadConfig(
             rate=self.rate,
             duration=self.duration,
