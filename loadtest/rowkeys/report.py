@@ -129,7 +129,8 @@ def print_console(result: LabResult, console: Console) -> None:
             f"max tablet share: the busiest tablet's share of a {config.model.window:g}s "
             f"window's writes, mean after {config.model.warmup:g}s. Nodes for "
             f"{config.target_rate:,.0f} row writes/s at {config.node_write_rate:,.0f} per node "
-            "(Bigtable SSD); the ceiling is the most any cluster takes."
+            "(Bigtable SSD; none: the busiest tablet alone exceeds a node). Ceiling: the most "
+            "any cluster takes."
         ),
     )
     writes.add_column("design")
@@ -141,7 +142,7 @@ def print_console(result: LabResult, console: Console) -> None:
             d.design.name,
             f"{share:.1%}",
             str(len(d.replay.boundaries) + 1),
-            "none suffices" if d.nodes_needed is None else str(d.nodes_needed),
+            "none" if d.nodes_needed is None else str(d.nodes_needed),
             f"{d.write_ceiling:,.0f}",
             style="bold red" if share > 0.5 else None,
         )

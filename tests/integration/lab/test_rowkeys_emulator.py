@@ -127,3 +127,20 @@ def test_the_command_prints_and_writes_the_report(
     }  # fmt: skip
     page = (tmp_path / "rowkeys.html").read_text()
     assert page.count("<svg") == 2
+
+
+def test_the_emulator_samples_row_keys_at_random(emulator_env: dict[str, str]) -> None:
+    """Why tablets are modelled locally: the emulator's SampleRowKeys answers a different
+    sample of keys on each call, not tablet boundaries."""
+    clients = ClientFactory(GcpSettings.from_config(config_from(emulator_env)))
+    instance = clients.bigtable_admin.instance(clients.settings.bigtable_instance)
+    table = measure.create_table(instance, measure.table_id("samples", "test"))
+    try:
+        rows = [table.direct_row(f"k{i:05d}".encode()) for i in range(2_000)]
+        for row in rows:
+            row.set_cell(measure.FAMILY, b"c", b"x" * 50)
+        assert all(status.code == 0 for status in table.mutate_rows(rows))
+        samples = {tuple(measure.sample_row_keys(table)) for _ in range(3)}
+        assert len(samples) > 1
+    finally:
+        table.delete()

@@ -118,6 +118,22 @@ def test_timestamp_first_is_a_hotspot_and_the_activity_design_is_not() -> None:
     assert tablets.nodes_needed(shares["account_reverse_time"], rate, per_node) is not None
 
 
+@pytest.mark.parametrize("name", ["account_reverse_time", "account_time", "hashed_account"])
+def test_the_busiest_account_is_the_floor_of_an_account_first_key(name: str) -> None:
+    """All of one account's new rows sort next to each other (newest at the head, or at
+    the tail), so no split separates them: in every window the busiest tablet takes at least
+    the busiest account's share."""
+    config = WorkloadConfig(duration=6)
+    rows = sides(config, START)
+    model = tablets.ModelConfig()
+    design = next(d for d in designs() if d.name == name)
+    replay = tablets.replay(lab.row_writes(design, rows), config.duration, model)
+    for index, share in enumerate(replay.shares):
+        window = [r for r in rows if int(r.at // model.window) == index]
+        busiest = Counter(r.account for r in window).most_common(1)[0][1]
+        assert share >= busiest / len(window)
+
+
 def test_the_target_is_the_emulator_or_an_explicit_instance_never_a_default() -> None:
     emulator = {"BIGTABLE_EMULATOR_HOST": "127.0.0.1:1"}
     assert cli.target_from(None, None, emulator).tablet_mode == lab.MODEL
