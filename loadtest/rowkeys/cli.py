@@ -24,17 +24,13 @@ from rich.console import Console
 
 from caplab.core.durations import DurationError, parse_duration
 from caplab.core.environment import GcpSettings, config_from, default_home
-from caplab.core.errors import CaplabError
 from loadtest.config import LoadConfigError
 from loadtest.rowkeys import lab, report
+from loadtest.rowkeys.lab import RowkeysError
 from loadtest.rowkeys.tablets import ModelConfig
 from loadtest.rowkeys.workload import WorkloadConfig
 
 EMULATOR_VARIABLE = "BIGTABLE_EMULATOR_HOST"
-
-
-class RowkeysError(CaplabError):
-    pass
 
 
 def _seconds(text: str) -> float:

@@ -12,12 +12,17 @@ from rich.console import Console
 
 from caplab.core.clients import ClientFactory
 from caplab.core.environment import GcpSettings
+from caplab.core.errors import CaplabError
 from loadtest.rowkeys import measure, partitioning, tablets
 from loadtest.rowkeys.designs import Design, designs
 from loadtest.rowkeys.workload import Side, WorkloadConfig, sides
 
 MODEL = "model"
 SAMPLE_ROW_KEYS = "sample_row_keys"
+
+
+class RowkeysError(CaplabError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class LabConfig:
             raise ValueError("salt buckets >= 2, nodes >= 1, virtual nodes >= 1")
         if self.node_write_rate <= 0 or self.target_rate <= 0:
             raise ValueError("write rates must be positive")
+        if self.model.warmup >= self.workload.duration:
+            raise ValueError("the warm-up must be shorter than the run")
 
 
 @dataclass(frozen=True)
@@ -107,20 +114,29 @@ def run(config: LabConfig, target: Target, console: Console, keep: bool = False)
     run_id = uuid.uuid4().hex[:8]
     started = datetime.now(UTC).replace(microsecond=0)
     rows = sides(config.workload, started)
+    if not rows:
+        raise RowkeysError("the workload has no transfers: raise --rate or --duration")
     duration = config.workload.duration
     queries = measure.sample_queries(
-        rows, config.queries, config.page, config.range_seconds, duration, config.workload.seed
+        rows,
+        started,
+        config.queries,
+        config.page,
+        config.range_seconds,
+        duration,
+        config.workload.seed,
     )
+    all_designs = designs(config.salt_buckets)
     clients = ClientFactory(target.settings)
     instance = clients.bigtable_admin.instance(target.settings.bigtable_instance)
     console.print(
         f"rowkeys run {run_id}: {len(rows) // 2} transfers ({len(rows)} rows) under "
-        f"{len(designs(config.salt_buckets))} designs into {target.describe()}"
+        f"{len(all_designs)} designs into {target.describe()}"
     )
     created: list[str] = []
     results = []
     try:
-        for design in designs(config.salt_buckets):
+        for design in all_designs:
             name = measure.table_id(run_id, design.name)
             table = measure.create_table(instance, name)
             created.append(name)
@@ -150,7 +166,7 @@ def run(config: LabConfig, target: Target, console: Console, keep: bool = False)
         if not keep:
             for name in created:
                 instance.table(name).delete()
-    in_use = next(d for d in designs(config.salt_buckets) if d.in_use)
+    in_use = next(d for d in all_designs if d.in_use)
     scheme = partitioning.compare([in_use.key(r) for r in rows], config.nodes, config.virtual_nodes)
     return LabResult(
         run_id=run_id,

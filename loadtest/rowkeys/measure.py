@@ -54,12 +54,18 @@ class Queries:
 
 
 def sample_queries(
-    rows: Sequence[Side], count: int, page: int, range_seconds: float, duration: float, seed: int
+    rows: Sequence[Side],
+    start: datetime,
+    count: int,
+    page: int,
+    range_seconds: float,
+    duration: float,
+    seed: int,
 ) -> Queries:
     """``count`` of each query: feeds of accounts drawn row-weighted (busy accounts are read
-    more), intervals of ``range_seconds`` at random offsets, and random rows."""
+    more), intervals of ``range_seconds`` at random offsets into the run that began at
+    ``start``, and random rows."""
     rng = random.Random(f"{seed}/queries")
-    start = min(r.committed_at - timedelta(seconds=r.at) for r in rows)
     latest = max(0.0, duration - range_seconds)
     offsets = [rng.uniform(0.0, latest) for _ in range(count)]
     return Queries(
@@ -172,7 +178,7 @@ def read(table: Table, scan: Scan) -> list[Row]:
         row_set = RowSet()
         for start, end in scan.ranges:
             row_set.add_row_range_from_keys(start_key=start, end_key=end)
-    rows = table.read_rows(row_set=row_set, limit=scan.limit or 0, filter_=_latest_cells())
+    rows = table.read_rows(row_set=row_set, limit=scan.limit, filter_=_latest_cells())
     return [_row(data) for data in rows]
 
 

@@ -78,7 +78,7 @@ def test_the_forward_time_feed_reads_the_accounts_whole_range(result: lab.LabRes
     rows = sides(TINY.workload, result.started)
     per_account = Counter(side.account for side in rows)
     queries = measure.sample_queries(
-        rows, TINY.queries, TINY.page, TINY.range_seconds, TINY.workload.duration, 5
+        rows, result.started, TINY.queries, TINY.page, TINY.range_seconds, 3, seed=5
     )
     forward = next(d for d in result.designs if d.design.name == "account_time")
     assert forward.queries["feed"].rows_read == [per_account[a] for a in queries.feed_accounts]

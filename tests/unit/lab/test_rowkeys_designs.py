@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rich.console import Console
 
 from caplab.cli import main
 from caplab.core import rowkey
@@ -78,7 +79,7 @@ def test_every_design_scan_holds_the_answer(design: Design, rows: list[Side]) ->
     """Over the sorted key space, each design's feed scan yields the account's newest page
     (in key order for a limited scan) and its time-range scan every row of the interval."""
     ordered = sorted(((design.key(side), side) for side in rows), key=lambda pair: pair[0])
-    queries = measure.sample_queries(rows, 5, 20, 1.0, SMALL.duration, seed=3)
+    queries = measure.sample_queries(rows, START, 5, 20, 1.0, SMALL.duration, seed=3)
     for account in queries.feed_accounts:
         scan = design.feed(account, 20)
         found = [s for s in _rows_in(scan, ordered) if s.account == account]
@@ -148,6 +149,16 @@ def test_the_target_is_the_emulator_or_an_explicit_instance_never_a_default() ->
         cli.target_from("p", "i", emulator)
 
 
+def test_a_workload_without_transfers_is_refused_before_any_table() -> None:
+    empty = lab.LabConfig(
+        workload=WorkloadConfig(rate=0.1, duration=1, arrivals="constant", seed=1),
+        model=tablets.ModelConfig(warmup=0),
+    )
+    nowhere = cli.target_from(None, None, {"BIGTABLE_EMULATOR_HOST": "127.0.0.1:1"})
+    with pytest.raises(lab.RowkeysError, match="no transfers"):
+        lab.run(empty, nowhere, Console(quiet=True))
+
+
 def test_the_command_without_an_emulator_explains_itself(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -161,3 +172,5 @@ def test_bad_values_are_refused_by_name(capsys: pytest.CaptureFixture[str]) -> N
     assert "'fast' is not a duration" in capsys.readouterr().err
     assert main(["rowkeys", "--accounts", "1"]) == 1
     assert "at least 2 accounts" in capsys.readouterr().err
+    assert main(["rowkeys", "--duration", "2s", "--warmup", "2s"]) == 1
+    assert "warm-up must be shorter" in capsys.readouterr().err
