@@ -192,7 +192,7 @@ def demo(console: Console) -> Path:
     """The few-second run ``make demo`` shows (the emulator from the environment)."""
     console.rule("[bold]Row keys: where each design's writes land and what its reads cost")
     config = lab.LabConfig(
-        workload=WorkloadConfig(duration=4.0), model=ModelConfig(warmup=1.0), queries=5
+        workload=WorkloadConfig(duration=4.0), model=ModelConfig(warmup=1.0), queries=3
     )
     _, paths = run_and_report(config, target_from(None, None, os.environ), console)
     return paths["html"]

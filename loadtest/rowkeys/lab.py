@@ -29,7 +29,7 @@ class RowkeysError(CaplabError):
 class LabConfig:
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     model: tablets.ModelConfig = field(default_factory=tablets.ModelConfig)
-    queries: int = 10
+    queries: int = 6
     """Samples of each query per design."""
     page: int = 20
     range_seconds: float = 1.0

@@ -119,6 +119,28 @@ def test_timestamp_first_is_a_hotspot_and_the_activity_design_is_not() -> None:
     assert tablets.nodes_needed(shares["account_reverse_time"], rate, per_node) is not None
 
 
+def test_a_transfer_id_keeps_same_microsecond_commits_apart() -> None:
+    """Two transfers of one account committed in the same microsecond get two rows under
+    every design."""
+    first = Side(0.0, "acct-0001", "acct-0002", -5, START, "a" * 32)
+    second = Side(0.0, "acct-0001", "acct-0003", -7, START, "b" * 32)
+    for design in designs():
+        assert design.key(first) != design.key(second), design.name
+
+
+def test_salting_approaches_one_over_the_salts_as_windows_fill() -> None:
+    """Eight salts: the busiest tablet's share falls toward 1/8 as each window holds more
+    writes (the excess at the default rate is sampling noise)."""
+    salted = next(d for d in designs() if d.name == "salted_timestamp")
+    model = lab.LabConfig().model
+    shares = []
+    for rate in (100, 400):
+        rows = sides(WorkloadConfig(rate=rate), START)
+        replay = tablets.replay(lab.row_writes(salted, rows), 10.0, model)
+        shares.append(replay.max_tablet_write_share)
+    assert 1 / 8 < shares[1] < shares[0]
+
+
 @pytest.mark.parametrize("name", ["account_reverse_time", "account_time", "hashed_account"])
 def test_the_busiest_account_is_the_floor_of_an_account_first_key(name: str) -> None:
     """All of one account's new rows sort next to each other (newest at the head, or at
