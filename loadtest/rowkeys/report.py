@@ -67,7 +67,7 @@ def to_json(result: LabResult) -> dict[str, Any]:
         "bigtable": result.target.describe(),
         "tablet_mode": result.target.tablet_mode,
         "tablet_mode_note": (
-            "tablets modelled: the emulator keeps one tablet"
+            "tablets modelled: the emulator does not show tablets"
             if result.target.tablet_mode == MODEL
             else "tablet boundaries read with SampleRowKeys from the instance, layout fixed"
         ),
@@ -123,7 +123,7 @@ def print_console(result: LabResult, console: Console) -> None:
     console.print(keys)
     writes = Table(
         title="Where the writes land: tablets "
-        + ("modelled (the emulator has one)" if modelled else "from SampleRowKeys"),
+        + ("modelled (the emulator shows none)" if modelled else "from SampleRowKeys"),
         box=box.SIMPLE_HEAVY,
         caption=(
             f"max tablet share: the busiest tablet's share of a {config.model.window:g}s "
