@@ -277,10 +277,13 @@ class Payouts:
         stale_after = self.settings.stale_after
         requeued = 0
         for payout_id in await self._db(self.store.stale, stale_after, SWEEP_BATCH):
-            step = await self._db(self.store.requeue, payout_id, stale_after)
-            if step is not None:
-                await self._create_task(payout_id, f"payout-{payout_id}-{step}")
-                requeued += 1
+            try:
+                step = await self._db(self.store.requeue, payout_id, stale_after)
+                if step is not None:
+                    await self._create_task(payout_id, f"payout-{payout_id}-{step}")
+                    requeued += 1
+            except Exception:  # the payout stays stale: a later sweep tries again
+                log.exception("payout %s: not re-enqueued", payout_id)
         return requeued
 
     async def _sweep_forever(self) -> None:

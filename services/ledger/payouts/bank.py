@@ -134,7 +134,8 @@ class Bank:
             return Answer(Outcome.UNKNOWN, f"{type(error).__name__}: {error}: outcome unknown")
 
     def snapshot(self) -> dict[str, object]:
-        return {"url": self.base_url, **self._downstream.snapshot()}
+        """The breaker's and bulkhead's state and counters (not the bank's address)."""
+        return self._downstream.snapshot()
 
 
 class _ServerError(Exception):
