@@ -106,6 +106,9 @@ def create_app() -> FastAPI:
     app = create_service_app("caplab stand-in bank", project=LOCAL_PROJECT)
     payments: dict[str, Payment] = {}
     accounts: dict[str, Account] = {}
+    senders: dict[str, str] = {}
+    """Payment id -> account, for every request received, executed or not (so a status
+    query of a payment the bank was down for gets that account's faults)."""
 
     def account_named(name: str) -> Account:
         return accounts.setdefault(name, Account())
@@ -131,6 +134,7 @@ def create_app() -> FastAPI:
         account = account_named(payment.account)
         faults = account.faults
         known = payments.get(payment.payment_id)
+        senders[payment.payment_id] = payment.account
         if faults.down:
             return answer(account, "payment", payment.payment_id, 503, {"detail": "bank down"})
         if known is not None:
@@ -154,12 +158,15 @@ def create_app() -> FastAPI:
 
     @app.get("/payments/{payment_id}", tags=["bank"])
     async def status(payment_id: PaymentIdPath) -> JSONResponse:
-        payment = payments.get(payment_id)
-        if payment is None:  # no account to log it under: the bank never heard of it
+        sender = senders.get(payment_id)
+        if sender is None:  # never sent here: no account whose faults apply
             return JSONResponse({"payment_id": payment_id}, status_code=404)
-        account = account_named(payment.account)
+        account = account_named(sender)
         if account.faults.status_down:
             return answer(account, "status", payment_id, 503, {"detail": "status down"})
+        payment = payments.get(payment_id)
+        if payment is None:
+            return answer(account, "status", payment_id, 404, {"payment_id": payment_id})
         payment.status_queries += 1
         if payment.status_queries <= account.faults.status_not_found_first:
             return answer(account, "status", payment_id, 404, {"payment_id": payment_id})

@@ -225,6 +225,29 @@ def test_a_payment_arriving_late_within_the_arrival_window_settles_not_refunds(
     assert balance(ledger, account) == START - AMOUNT
 
 
+def test_a_failing_status_query_keeps_the_payout_reconciling_until_the_bank_answers(
+    taskless_ledger: launcher.RunningService, bank: BankControl, books: Books
+) -> None:
+    """The payment request fails and so does the status query: the payout shows
+    ``reconciling`` with the failed query in its history, its money still held. Once the
+    status query answers (the bank never got the payment), the saga pays again and settles."""
+    ledger = taskless_ledger.url
+    account = books.open(ledger, START)
+    bank.faults(account, down=True, status_down=True)
+    payout_id = create(ledger, account)["payout_id"]
+    assert deliver(ledger, payout_id).json()["state"] == "reconciling"
+    bank.faults(account, status_down=True)
+    assert deliver(ledger, payout_id).json()["state"] == "reconciling"
+    payout = read(ledger, payout_id)
+    assert (payout["state"], events(payout)[-1]) == ("reconciling", "status_unknown")
+    assert balance(ledger, account) == START - AMOUNT
+
+    bank.faults(account)
+    assert deliver(ledger, payout_id).json()["state"] == "settled"
+    assert events(read(ledger, payout_id))[-3:] == ["status_not_found", "bank_call", "settled"]
+    assert bank.payments(account) == {payout_id: "paid"}
+
+
 def test_a_ledger_killed_between_hold_and_bank_still_ends_its_payouts(
     services: ServiceRunner, bank: BankControl, books: Books, tmp_path: Path
 ) -> None:

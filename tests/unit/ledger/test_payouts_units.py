@@ -1,8 +1,13 @@
-"""The payout saga's pure parts: how each bank answer is read, and the settings."""
+"""The payout saga's pure parts: how each bank answer is read, the bank client over an
+in-process transport (breaker, timeout, the request's shape), and the settings."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -10,8 +15,9 @@ from pydantic import ValidationError
 
 from caplab.core.environment import config_from
 from services.ledger.payouts.api import PayoutIn
-from services.ledger.payouts.bank import Outcome, payment_answer, status_answer
+from services.ledger.payouts.bank import Bank, Outcome, payment_answer, status_answer
 from services.ledger.payouts.settings import PayoutSettings
+from services.shared.resilience import DownstreamPolicy, Downstreams
 
 
 def response(status: int, body: object = None, text: str | None = None) -> httpx.Response:
@@ -114,3 +120,61 @@ def test_bad_settings_are_refused_at_start_up(environ: dict[str, str], named: st
 def test_a_payout_request_cannot_name_a_bank() -> None:
     with pytest.raises(ValidationError, match="bank_url"):
         PayoutIn.model_validate({"account": "a", "amount_cents": 1, "bank_url": "http://x"})
+
+
+def bank_over(handler: Callable[[httpx.Request], Any], timeout: float = 1.0) -> Bank:
+    """The saga's bank client over an in-process transport, with its own breaker (threshold
+    2) and bulkhead."""
+    policy = DownstreamPolicy(failure_threshold=2, reset_timeout=60, timeout=timeout)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return Bank("http://bank.test", http, Downstreams(policy)["bank.test"])
+
+
+async def test_a_request_the_open_breaker_refuses_is_not_sent() -> None:
+    """Two 503s open the breaker; the third payment is refused locally and never sent."""
+    sent: list[str] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return httpx.Response(503)
+
+    bank = bank_over(down)
+    answers = [await bank.pay("p1", "a", 100) for _ in range(3)]
+    assert [a.outcome for a in answers] == [Outcome.UNKNOWN, Outcome.UNKNOWN, Outcome.NOT_SENT]
+    assert sent == ["/payments", "/payments"]
+
+
+async def test_a_timeout_is_unknown_and_a_not_found_is_no_breaker_failure() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(1)
+        return httpx.Response(201)
+
+    timed_out = await bank_over(slow, timeout=0.01).pay("p1", "a", 100)
+    assert timed_out.outcome is Outcome.UNKNOWN
+    assert "no answer within 0.01s" in timed_out.detail
+
+    bank = bank_over(lambda request: httpx.Response(404))
+    answers = [await bank.status("p1") for _ in range(3)]
+    assert {a.outcome for a in answers} == {Outcome.NOT_FOUND}
+    breaker = bank.snapshot()["breaker"]
+    assert isinstance(breaker, dict)
+    assert (breaker["state"], breaker["failures"]) == ("closed", 0)
+
+
+async def test_the_payment_request_follows_the_contract() -> None:
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"status": "paid"})
+
+    answer = await bank_over(record).pay("p1", "acct", 250)
+    assert answer.outcome is Outcome.PAID
+    (request,) = seen
+    assert (request.method, str(request.url)) == ("POST", "http://bank.test/payments")
+    assert request.headers["Idempotency-Key"] == "p1"
+    assert json.loads(request.content) == {
+        "payment_id": "p1",
+        "account": "acct",
+        "amount_cents": 250,
+    }
