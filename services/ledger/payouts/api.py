@@ -189,8 +189,8 @@ class Payouts:
         except Exception as error:  # any failure: the sweeper is the fallback
             log.warning("payout %s: task not created: %r", payout_id, error)
             detail = (
-                f"task not created ({type(error).__name__}); the sweeper re-enqueues it "
-                f"within {self.settings.stale_after.total_seconds():.0f}s"
+                f"task not created ({type(error).__name__}); the sweeper re-enqueues the "
+                f"payout once it is untouched for {self.settings.stale_after.total_seconds():.0f}s"
             )
             with contextlib.suppress(Exception):
                 await self._db(self.store.record, payout_id, "task_not_created", detail)
