@@ -41,6 +41,7 @@ class Record:
     served_by: str = ""
     consistency: str = ""
     staleness_bound: float | None = None  # seconds
+    writer: str = ""  # the operation that wrote the version read, as the ledger names it
     # transfers
     transfer_id: str = ""
     from_version: int | None = None
@@ -48,6 +49,7 @@ class Record:
     commit_timestamp: float | None = None  # epoch seconds
     # snapshots: account -> [balance, version]
     snapshot: dict[str, list[int]] = field(default_factory=dict)
+    snapshot_writers: dict[str, str] = field(default_factory=dict)  # account -> writer
     total: int | None = None
     # activity reads: [transfer_id, committed_at epoch seconds] newest first
     activity: list[tuple[str, float]] = field(default_factory=list)
