@@ -47,6 +47,8 @@ class Record:
     from_version: int | None = None
     to_version: int | None = None
     commit_timestamp: float | None = None  # epoch seconds
+    from_previous_writer: str = ""  # the writers of the versions the transfer replaced
+    to_previous_writer: str = ""
     # snapshots: account -> [balance, version]
     snapshot: dict[str, list[int]] = field(default_factory=dict)
     snapshot_writers: dict[str, str] = field(default_factory=dict)  # account -> writer

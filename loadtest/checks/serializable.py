@@ -49,6 +49,9 @@ def _operation(record: Record) -> Operation | None:
                 "from_version": record.from_version,
                 "to_version": record.to_version,
             }
+            if record.from_previous_writer and record.to_previous_writer:
+                output["from_previous_writer"] = record.from_previous_writer
+                output["to_previous_writer"] = record.to_previous_writer
         input = {
             "op": "transfer",
             "from": record.account,

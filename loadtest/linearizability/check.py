@@ -258,8 +258,9 @@ def check(
     Keys are searched in rounds: each undecided key gets a slice of time (doubling every
     round, never more than a fair share of what is left of ``timeout``), so one hard key
     cannot starve the others. The first key found not linearizable ends the check with its
-    shrunk counterexample (shrinking also stops at the deadline); keys still undecided at the
-    deadline are UNKNOWN, each with its longest partial linearization.
+    shrunk counterexample (shrinking stops at the deadline; ``shrink_seconds=0``: the key's
+    whole history, unshrunk); keys still undecided at the deadline are UNKNOWN, each with its
+    longest partial linearization.
     """
     started = time.monotonic()
     deadline = math.inf if timeout is None else started + timeout
@@ -308,7 +309,12 @@ def check(
     examples: tuple[Counterexample, ...] = ()
     if failing is not None:
         budget = min(shrink_seconds, max(0.0, deadline - time.monotonic()))
-        examples = (shrink(model, failing, parts[failing], budget),)
+        ops = parts[failing]
+        examples = (
+            shrink(model, failing, ops, budget)
+            if budget > 0
+            else _counterexample(model, failing, ops, decided[failing], minimal=False),
+        )
     verdicts = {k.verdict for k in keys}
     verdict = next(
         (v for v in (Verdict.NOT_LINEARIZABLE, Verdict.UNKNOWN) if v in verdicts),

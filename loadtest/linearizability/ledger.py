@@ -11,14 +11,18 @@ History operations, as ``caplab load`` records them (``output`` of an operation 
                                                                "version": 2, "writer": "t1"},
                                                                "b": {...}}}
     {"op": "transfer", "from": "a", "to": "b", "amount": 10}
-                                        -> {"id": "t1", "from_version": 2, "to_version": 5}
+                                        -> {"id": "t1", "from_version": 2, "to_version": 5,
+                                            "from_previous_writer": "create",
+                                            "to_previous_writer": "t0"}
                                            or {"rejected": "insufficient_funds"}
 
 ``writer`` names the operation that produced the version read: ``"create"`` for version 1,
 else a transfer's ``id`` (from its response, or from its input when the client chose it) or
-another writer of the ledger (a payout step). It is optional: without it the writer of a
-version is inferred (the transfer whose response claimed it; else the one transfer of unknown
-outcome that could have produced it).
+another writer of the ledger (a payout step). A transfer's ``*_previous_writer`` names the
+writer of the version it replaced (``from_version - 1``, ``to_version - 1``): what the
+transfer read. Both are optional: without them the writer of a version is inferred (the
+transfer whose response claimed it; else the one transfer of unknown outcome that could have
+produced it).
 
 Why not search interleavings, as for a single register? A transfer is one atomic write on two
 objects; linearizability is compositional only for single-object operations, so checking each
@@ -237,7 +241,16 @@ def _parse(ops: Sequence[Operation]) -> _History:
             ident = _transfer_id(op)
             if ident is not None:
                 h.ids[ident] = i
-            (h.rejected if "rejected" in output else h.committed).append(i)
+            if "rejected" in output:
+                h.rejected.append(i)
+                continue
+            h.committed.append(i)
+            for side in ("from", "to"):
+                previous = output.get(f"{side}_previous_writer")
+                if previous is not None:
+                    version = int(output[f"{side}_version"]) - 1
+                    account = input[side]
+                    h.seen[account][version].append(_Observation(i, None, str(previous)))
         elif kind == "read":
             account = input["account"]
             if output.get("found") is False:

@@ -9,8 +9,9 @@ from the list and starts again from the head; reaching a return means the operat
 returns there was not linearized in time, so it backtracks (undoes the latest linearization
 and tries the next candidate). Every (set of linearized operations, state) configuration is
 visited at most once: that memo is what makes the exponential search fast in practice.
-One pruning of our own: an enabled read-only operation that fits the current state is
-linearized at once and never branched on (see the comment in the loop for why it is sound).
+Two prunings of our own (see the comments in the loop for why they are sound): an enabled
+read-only operation that fits the current state is linearized at once and never branched on;
+an operation of unknown outcome that would leave the state as it is is not linearized there.
 
 Pending operations (unknown outcome) return "at infinity": they may be linearized anywhere
 after their call, and the search succeeds as soon as every completed operation is linearized
@@ -163,7 +164,10 @@ class Search:
                 i = op_of[entry]
                 if not read_only[i]:  # read-only ones that fit were taken above
                     ok, new_state = step(state, inputs[i], outputs[i])
-                    if ok:
+                    # A pending operation that would change nothing here is never worth
+                    # linearizing here: leaving it out (it may never have taken effect)
+                    # reaches everything linearizing it reaches.
+                    if ok and not (pending[i] and new_state == state):
                         chosen = entry
                 if not chosen:
                     entry = nxt[entry]
