@@ -1,15 +1,20 @@
 """Benchmark of the history checkers. Prints figures; asserts nothing.
 
-1. Single-key search (``kv`` model): every history of the committed corpus
-   ``tests/data/histories/kv/`` (Jepsen-style registers: reads, writes, compare-and-sets,
-   crashed operations, many clients), time per history and in total. With ``--porcupine
-   DIR``, the same corpus is also checked by Porcupine's Go implementation, built in DIR from
-   the Go module (see docs/checker.md), and both are printed side by side.
-2. Strict serializability of a 100,000-operation ledger history shaped like a lab run (100
-   accounts, 10% transfers, 2% of them of unknown outcome, strong reads and snapshots of every
+1. Start-up of ``caplab check`` (a whole process on a tiny history).
+2. Single-key search (``kv`` model): every history of the committed corpus
+   ``tests/data/histories/kv/`` (``--corpus`` for another), search time per history and in
+   total. With ``--porcupine SRC`` (a checkout of Porcupine's source), the driver
+   ``porcupine_check.go`` is built against it in a scratch directory (Go toolchain needed,
+   no network: ``GOPROXY=off``) and checks the same histories on one core (GOMAXPROCS=1),
+   side by side. Target: total within 1.0× of Porcupine.
+3. A hopeless key under ``--timeout 5``: how far past the deadline the answer comes, and
+   the peak memory (the memo is bounded).
+4. Strict serializability of a 100,000-operation ledger history shaped like a lab run (100
+   accounts, 10% transfers, 2% of them of unknown outcome, strong reads, snapshots of every
    account): generated here, not stored. Target: ≤ 5 s on one core.
 
-Run: ``make bench-checker`` (or ``python -m caplab.bench.checker``).
+Run: ``make bench-checker`` (``PORCUPINE=/path/to/porcupine`` for the side by side), or
+``python -m caplab.bench.checker``.
 """
 
 from __future__ import annotations
@@ -20,10 +25,19 @@ import os
 import random
 import resource
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-from loadtest.linearizability import KV, Operation, check, check_ledger, load_history
+from loadtest.linearizability import (
+    KV,
+    Operation,
+    check,
+    check_ledger,
+    dump_history,
+    load_history,
+)
 
 CORPUS = Path(__file__).resolve().parents[2] / "tests" / "data" / "histories"
 
@@ -102,45 +116,208 @@ def ledger_history(
     return history
 
 
+def register_history(
+    operations: int,
+    processes: int = 8,
+    crash: float = 0.03,
+    stale_reads: int = 0,
+    seed: int = 1,
+) -> list[Operation]:
+    """A Jepsen-style single-register history (one key, values 0–4): ``processes`` clients
+    each issue one read, write or compare-and-set at a time; each takes effect at one instant
+    inside its interval. A crashed operation (probability ``crash``) has no answer and its
+    client is replaced by a new one, as Jepsen does; a crashed write or compare-and-set takes
+    effect half of the time. ``stale_reads`` reads answer the value before the latest write
+    that returned before they were invoked: each makes the history not linearizable."""
+    rng = random.Random(seed)
+    value: int | None = None
+    previous: int | None = None  # the value before the latest write
+    last_write_return = 0.0
+    history: list[Operation] = []
+    free_at = [0.0] * processes
+    names = list(range(processes))
+    next_name = processes
+    stale_from = sorted(rng.sample(range(operations // 4, operations), stale_reads))
+    at = 0.0
+    for i in range(operations):
+        # Linearization points in loop order; the client is one that is idle by then.
+        at = max(at + rng.expovariate(1000), min(free_at) + 1e-6)
+        slot = rng.choice([c for c in range(processes) if free_at[c] < at])
+        call = rng.uniform(max(free_at[slot], at - 0.004), at)
+        ret = at + rng.uniform(0, 0.004)
+        crashed = rng.random() < crash
+        kind = rng.random()
+        if kind < 0.5:
+            input: dict[str, object] = {"op": "read", "key": "x"}
+            seen = value
+            if stale_from and i >= stale_from[0] and previous != value and not crashed:
+                # The value before a write that returned before this read was invoked.
+                stale_from.pop(0)
+                seen, call = previous, max(call, last_write_return + 1e-6)
+                ret = max(ret, call)
+            output: dict[str, object] | None = {"value": seen}
+        elif kind < 0.75:
+            new = rng.randint(0, 4)
+            input = {"op": "write", "key": "x", "value": new}
+            if not crashed or rng.random() < 0.5:
+                previous, value = value, new
+            output = {}
+        else:
+            expected, new = rng.randint(0, 4), rng.randint(0, 4)
+            input = {"op": "cas", "key": "x", "expected": expected, "value": new}
+            swapped = value == expected and (not crashed or rng.random() < 0.5)
+            if swapped:
+                previous, value = value, new
+            output = {"ok": swapped}
+        if kind >= 0.5 and not crashed:
+            last_write_return = max(last_write_return, ret)
+        if crashed:
+            history.append(Operation(names[slot], input, None, round(call, 6), None))
+            names[slot], next_name = next_name, next_name + 1
+            free_at[slot] = call
+        else:
+            history.append(Operation(names[slot], input, output, round(call, 6), round(ret, 6)))
+            free_at[slot] = ret
+    return history
+
+
+GENERATED = {
+    # name: (operations, processes, crash probability, stale reads, seed)
+    "register-8-clients": (300, 8, 0.03, 0, 1),
+    "register-10-clients": (400, 10, 0.03, 0, 2),
+    "register-600-ops": (600, 10, 0.03, 0, 3),
+    "register-16-clients-crashy": (300, 16, 0.05, 0, 4),
+    "register-800-ops": (800, 12, 0.02, 0, 8),
+    "register-stale-read": (200, 5, 0.02, 1, 7),
+    "register-stale-read-crashy": (500, 8, 0.03, 1, 12),
+    "register-stale-read-500-ops": (500, 8, 0.03, 1, 9),
+}
+"""The generated part of the committed single-key corpus (``--write-corpus`` rewrites it)."""
+
+
+def write_corpus() -> None:
+    for name, (operations, processes, crash, stale, seed) in GENERATED.items():
+        history = register_history(operations, processes, crash, stale, seed)
+        result = check(KV, history, shrink_seconds=0)
+        description = (
+            f"Generated (caplab.bench.checker.register_history): {operations} operations of "
+            f"{processes} clients on one register, crash probability {crash}, {stale} stale "
+            f"read(s) injected, seed {seed}."
+        )
+        expected = {"exit": result.exit_status}
+        document = dump_history(history, "kv", description=description, expected=expected)
+        _write(CORPUS / "kv" / f"{name}.json", document)
+        print(f"{name}: {result.verdict}")
+
+
+def _write(path: Path, document: dict[str, object]) -> None:
+    """One operation per line, so a reader can follow the file."""
+    operations = document.pop("operations")
+    assert isinstance(operations, list)
+    head = json.dumps(document, indent=2)[:-2]
+    body = ",\n".join("    " + json.dumps(op) for op in operations)
+    path.write_text(head + ',\n  "operations": [\n' + body + "\n  ]\n}\n")
+
+
 def _max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_single_key(porcupine: Path | None) -> None:
-    files = sorted((CORPUS / "kv").glob("*.json"))
+def build_porcupine(source: Path, into: Path) -> Path:
+    """Build the side-by-side driver (``porcupine_check.go``, ours) against Porcupine's source
+    in ``source``, in the scratch directory ``into`` (outside the repository)."""
+    (into / "main.go").write_text((Path(__file__).parent / "porcupine_check.go").read_text())
+    (into / "go.mod").write_text(
+        "module porcupinecheck\n\ngo 1.19\n\n"
+        "require github.com/anishathalye/porcupine v1.3.1\n\n"
+        f"replace github.com/anishathalye/porcupine => {source.resolve()}\n"
+    )
+    binary = into / "porcupine-check"
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOWORK": "off"}
+    subprocess.run(["go", "build", "-o", str(binary), "."], cwd=into, env=env, check=True)
+    return binary
+
+
+def _porcupine(binary: Path, history: Path, timeout: float) -> tuple[float, str]:
+    """One history through Porcupine on one core: (search seconds, verdict)."""
+    done = subprocess.run(
+        [str(binary), str(history), f"{timeout}s"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "GOMAXPROCS": "1"},
+    )
+    answer = json.loads(done.stdout)
+    return float(answer["seconds"]), str(answer["verdict"])
+
+
+def bench_single_key(corpus: Path, porcupine: Path | None, timeout: float) -> None:
+    """Search time per history (no counterexample shrinking, as Porcupine's check)."""
+    files = sorted(corpus.glob("*.json"))
     ours_total = theirs_total = 0.0
-    print(f"single-key corpus: {len(files)} histories in {CORPUS / 'kv'}")
-    header = f"  {'history':<34} {'ops':>6} {'verdict':<17} {'caplab s':>9}"
+    print(f"single-key corpus: {len(files)} histories in {corpus}")
+    header = f"  {'history':<30} {'ops':>5} {'verdict':<17} {'caplab s':>9}"
     print(header + (f" {'porcupine s':>11} {'ratio':>6}" if porcupine else ""))
     for path in files:
         history = load_history(path)
         started = time.perf_counter()
-        result = check(KV, history.operations)
+        result = check(KV, history.operations, timeout, shrink_seconds=0)
         ours = time.perf_counter() - started
         ours_total += ours
-        line = f"  {path.stem:<34} {len(history.operations):>6} {result.verdict!s:<17} {ours:>9.4f}"
+        line = (
+            f"  {path.stem:<30} {len(history.operations):>5} {result.verdict.name:<17} {ours:>9.4f}"
+        )
         if porcupine:
-            theirs, verdict = _porcupine(porcupine, path)
+            theirs, verdict = _porcupine(porcupine, path, timeout)
             theirs_total += theirs
-            agree = "" if verdict == result.verdict.name else f" (porcupine: {verdict})"
-            line += f" {theirs:>11.4f} {ours / theirs if theirs else float('nan'):>6.2f}{agree}"
+            agree = "" if verdict == result.verdict.name else f"  porcupine: {verdict}"
+            line += f" {theirs:>11.4f} {ours / theirs:>6.2f}{agree}"
         print(line)
-    print(f"  total: caplab {ours_total:.3f} s", end="")
+    total = f"  total: caplab {ours_total:.3f} s"
     if porcupine:
-        print(f", porcupine {theirs_total:.3f} s, ratio {ours_total / theirs_total:.2f}", end="")
-    print()
+        total += f", porcupine {theirs_total:.3f} s (ratio {ours_total / theirs_total:.2f})"
+    print(total + f" (each history's search bounded at {timeout:g} s)")
 
 
-def _porcupine(directory: Path, history: Path) -> tuple[float, str]:
-    """Run the Porcupine driver built in ``directory`` on one history: (seconds, verdict)."""
-    done = subprocess.run(
-        [str(directory / "porcupine-check"), str(history)],
-        capture_output=True,
-        text=True,
-        check=True,
+def bench_timeout() -> None:
+    """A hopeless key (24 concurrent writes and a read of a value none wrote) with a 5 s
+    budget: how far past the deadline the answer comes, and the memory the memo took."""
+    writes = [
+        Operation(i, {"op": "write", "key": "h", "value": i}, {}, 0.0, 100.0) for i in range(24)
+    ]
+    read = Operation(99, {"op": "read", "key": "h"}, {"value": 999}, 101.0, 102.0)
+    before = _max_rss_mib()
+    started = time.perf_counter()
+    result = check(KV, [*writes, read], timeout=5.0)
+    elapsed = time.perf_counter() - started
+    (key,) = result.keys
+    print(
+        f"timeout: a hopeless key with --timeout 5 answered {result.verdict.name} after "
+        f"{elapsed:.3f} s ({elapsed - 5:+.3f} s past the deadline), {key.configurations:,} "
+        f"configurations, partial linearization of {len(key.partial)}/{key.operations}; peak "
+        f"memory {_max_rss_mib():.0f} MiB (before {before:.0f} MiB)"
     )
-    answer = json.loads(done.stdout)
-    return float(answer["seconds"]), str(answer["verdict"])
+
+
+def bench_startup() -> None:
+    """Wall time of ``caplab check`` on a two-operation history, imports included."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "h.json"
+        ops = [
+            Operation(0, {"op": "write", "key": "x", "value": 1}, {}, 0.0, 1.0),
+            Operation(1, {"op": "read", "key": "x"}, {"value": 1}, 2.0, 3.0),
+        ]
+        path.write_text(json.dumps(dump_history(ops, "kv")))
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "caplab.cli", "check", str(path)],
+                check=True,
+                capture_output=True,
+            )
+            runs.append(time.perf_counter() - started)
+    print(f"caplab check start-up: {min(runs):.3f} s (best of 5, whole process)")
 
 
 def bench_ledger(operations: int) -> None:
@@ -164,13 +341,27 @@ def bench_ledger(operations: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark the history checkers.")
     parser.add_argument(
-        "--porcupine", type=Path, help="directory with a built porcupine-check driver"
+        "--porcupine",
+        type=Path,
+        help="Porcupine's source directory: also check the corpus with it, side by side",
     )
+    parser.add_argument("--corpus", type=Path, default=CORPUS / "kv")
+    parser.add_argument("--timeout", type=float, default=30.0, help="per history, s")
     parser.add_argument("--ledger-operations", type=int, default=100_000)
+    parser.add_argument(
+        "--write-corpus", action="store_true", help="rewrite the generated corpus and stop"
+    )
     args = parser.parse_args()
+    if args.write_corpus:
+        write_corpus()
+        return
     load1, load5, _ = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load1:.1f} / {load5:.1f}")
-    bench_single_key(args.porcupine)
+    bench_startup()
+    with tempfile.TemporaryDirectory() as scratch:
+        binary = build_porcupine(args.porcupine, Path(scratch)) if args.porcupine else None
+        bench_single_key(args.corpus, binary, args.timeout)
+    bench_timeout()
     bench_ledger(args.ledger_operations)
 
 

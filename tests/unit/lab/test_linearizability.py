@@ -360,3 +360,17 @@ def test_the_search_agrees_with_the_definition_on_small_random_histories() -> No
             disagreements.append(history)
     assert not disagreements
     assert 50 < failing < 350  # both verdicts well represented
+
+
+KV_CORPUS = sorted((Path(__file__).parents[2] / "data" / "histories" / "kv").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", KV_CORPUS, ids=lambda p: p.stem)
+def test_caplab_check_gives_each_kv_history_its_declared_verdict(path: Path) -> None:
+    """The committed single-key corpus (generated register histories, hand-written
+    get/put/append ones): each file's declared exit status (verdict only: no shrinking)."""
+    document = json.loads(path.read_text())
+    history = parse_history(document)
+    assert (
+        check(KV, history.operations, shrink_seconds=0).exit_status == document["expected"]["exit"]
+    )
