@@ -6,7 +6,9 @@
    total. With ``--porcupine SRC`` (a checkout of Porcupine's source), the driver
    ``porcupine_check.go`` is built against it in a scratch directory (Go toolchain needed,
    no network: ``GOPROXY=off``) and checks the same histories on one core (GOMAXPROCS=1),
-   side by side. Target: total within 1.0× of Porcupine.
+   side by side. Target: total within 1.0× of Porcupine. ``--corpus DIR`` checks another
+   directory: history files, or Jepsen etcd register logs such as Porcupine's
+   ``test_data/jepsen/`` (converted on the fly into a scratch directory).
 3. A hopeless key under ``--timeout 5``: how far past the deadline the answer comes, and
    the peak memory (the memo is bounded).
 4. Strict serializability of a 100,000-operation ledger history shaped like a lab run (100
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -251,9 +254,63 @@ def _porcupine(binary: Path, history: Path, timeout: float) -> tuple[float, str]
     return float(answer["seconds"]), str(answer["verdict"])
 
 
-def bench_single_key(corpus: Path, porcupine: Path | None, timeout: float) -> None:
+_JEPSEN = re.compile(
+    r"^INFO\s+jepsen\.util\s+-\s+(\d+)\s+:(invoke|ok|fail)\s+:(read|write|cas)\s+(.*)$"
+)
+
+
+def jepsen_register_log(path: Path) -> list[Operation]:
+    """A Jepsen etcd register log (the format of Porcupine's ``test_data/jepsen/``) as a
+    history, read as Porcupine's own test reads it: times are line numbers, a read that timed
+    out and an operation never answered have an unknown outcome."""
+    operations: list[Operation] = []
+    running: dict[str, tuple[dict[str, object], float]] = {}
+    for line_number, line in enumerate(path.read_text().splitlines()):
+        match = _JEPSEN.match(line)
+        if match is None:
+            continue
+        process, event, kind, argument = match.groups()
+        if event == "invoke":
+            input: dict[str, object] = {"op": kind, "key": "x"}
+            if kind == "write":
+                input["value"] = int(argument)
+            elif kind == "cas":
+                expected, new = argument.strip("[]").split()
+                input["expected"], input["value"] = int(expected), int(new)
+            running[process] = (input, float(line_number))
+            continue
+        if process not in running:
+            continue
+        input, call = running.pop(process)
+        output: dict[str, object] | None
+        if kind == "read":
+            output = (
+                None
+                if argument == ":timed-out"
+                else {"value": None if argument == "nil" else int(argument)}
+            )
+        else:
+            output = {"ok": event == "ok"} if kind == "cas" else {}
+        returned = None if output is None else float(line_number)
+        operations.append(Operation(int(process), input, output, call, returned))
+    for process, (input, call) in running.items():
+        operations.append(Operation(int(process), input, None, call, None))
+    return operations
+
+
+def _corpus(directory: Path, scratch: Path) -> list[Path]:
+    """The corpus' history files; Jepsen logs are converted into ``scratch`` first."""
+    files = sorted(directory.glob("*.json"))
+    for log in sorted(directory.glob("*.log")):
+        converted = scratch / f"{log.stem}.json"
+        converted.write_text(json.dumps(dump_history(jepsen_register_log(log), "kv")))
+        files.append(converted)
+    return files
+
+
+def bench_single_key(corpus: Path, porcupine: Path | None, timeout: float, scratch: Path) -> None:
     """Search time per history (no counterexample shrinking, as Porcupine's check)."""
-    files = sorted(corpus.glob("*.json"))
+    files = _corpus(corpus, scratch)
     ours_total = theirs_total = 0.0
     print(f"single-key corpus: {len(files)} histories in {corpus}")
     header = f"  {'history':<30} {'ops':>5} {'verdict':<17} {'caplab s':>9}"
@@ -345,7 +402,12 @@ def main() -> None:
         type=Path,
         help="Porcupine's source directory: also check the corpus with it, side by side",
     )
-    parser.add_argument("--corpus", type=Path, default=CORPUS / "kv")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=CORPUS / "kv",
+        help="directory of histories (*.json) or Jepsen etcd register logs (*.log)",
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="per history, s")
     parser.add_argument("--ledger-operations", type=int, default=100_000)
     parser.add_argument(
@@ -360,7 +422,7 @@ def main() -> None:
     bench_startup()
     with tempfile.TemporaryDirectory() as scratch:
         binary = build_porcupine(args.porcupine, Path(scratch)) if args.porcupine else None
-        bench_single_key(args.corpus, binary, args.timeout)
+        bench_single_key(args.corpus, binary, args.timeout, Path(scratch))
     bench_timeout()
     bench_ledger(args.ledger_operations)
 

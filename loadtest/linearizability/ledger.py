@@ -71,7 +71,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from loadtest.linearizability.cycles import (
     RT,
@@ -185,8 +185,7 @@ class LedgerResult:
 # ---- the history, parsed ---------------------------------------------------------------
 
 
-@dataclass
-class _Observation:
+class _Observation(NamedTuple):
     reader: int
     balance: int | None
     writer: str | None
@@ -252,31 +251,26 @@ def _parse(ops: Sequence[Operation]) -> _History:
                     account = input[side]
                     h.seen[account][version].append(_Observation(i, None, str(previous)))
         elif kind == "read":
-            account = input["account"]
-            if output.get("found") is False:
-                h.seen[account][0].append(_Observation(i, None, None))
-            else:
-                h.seen[account][int(output["version"])].append(
-                    _Observation(i, output.get("balance"), _writer(output))
-                )
+            _observe(h.seen[input["account"]], i, output)
         else:
             accounts = output["accounts"]
             if len(accounts) >= 2:
                 h.snapshots += 1
+            seen = h.seen
             for account in input["accounts"]:
-                entry = accounts.get(account)
-                if entry is None or entry.get("found") is False:
-                    h.seen[account][0].append(_Observation(i, None, None))
-                else:
-                    h.seen[account][int(entry["version"])].append(
-                        _Observation(i, entry.get("balance"), _writer(entry))
-                    )
+                _observe(seen[account], i, accounts.get(account))
     return h
 
 
-def _writer(output: dict[str, Any]) -> str | None:
-    writer = output.get("writer")
-    return None if writer is None else str(writer)
+def _observe(versions: dict[int, list[_Observation]], reader: int, entry: Any) -> None:
+    """Record that ``reader`` saw ``entry`` (balance, version, writer; or not found)."""
+    if entry is None or entry.get("found") is False:
+        versions[0].append(_Observation(reader, None, None))
+        return
+    writer = entry.get("writer")
+    if writer is not None and not isinstance(writer, str):
+        writer = str(writer)
+    versions[int(entry["version"])].append(_Observation(reader, entry.get("balance"), writer))
 
 
 # ---- the checker -----------------------------------------------------------------------
@@ -734,44 +728,43 @@ class _Checker:
     # -- the graph -------------------------------------------------------------------------
 
     def build_graph(self) -> None:
-        graph = self.graph
-        for account, versions in self.h.seen.items():
-            for version, observations in versions.items():
-                if (account, version) in self.garbage:
-                    continue
-                for o in observations:
-                    self.reads[o.reader][account] = version
-        accounts = set(self.writer_of) | set(self.h.seen)
+        """Per account, in version order: ww between consecutive writers, wr from a writer
+        to its readers, rw from readers to the next writer; then real-time edges."""
+        out, reads, garbage = self.graph.out, self.reads, self.garbage
         unknown_by_account: dict[str, list[int]] = defaultdict(list)
         for node, accounts_unknown in self.unknown_version.items():
             for account in accounts_unknown:
                 unknown_by_account[account].append(node)
-        for account in accounts:
+        for account in set(self.writer_of) | set(self.h.seen):
             writers = self.writer_of.get(account, {})
             seen = self.h.seen.get(account, {})
             previous = -1
             waiting: list[int] = []
-            for version in sorted(set(writers) | set(seen)):
-                writer = writers.get(version)
-                if writer is not None:
+            for version in sorted(writers.keys() | seen.keys()):
+                writer = writers.get(version, -1)
+                if writer >= 0:
                     if previous >= 0:
-                        graph.edge(previous, writer, WW)
+                        out[previous].append(writer << 2 | WW)
                     for reader in waiting:
-                        graph.edge(reader, writer, RW)
+                        if reader != writer:
+                            out[reader].append(writer << 2 | RW)
                     waiting = []
                     previous = writer
-                if (account, version) in self.garbage:
+                observations = seen.get(version)
+                if not observations or (account, version) in garbage:
                     continue
-                for o in seen.get(version, ()):
-                    if writer is not None:
-                        graph.edge(writer, o.reader, WR)
-                    waiting.append(o.reader)
+                for o in observations:
+                    reader = o.reader
+                    reads[reader][account] = version
+                    if writer >= 0 and writer != reader:
+                        out[writer].append(reader << 2 | WR)
+                    waiting.append(reader)
             for node in unknown_by_account.get(account, ()):
                 self.after_definite(account, node, writers, seen)
-        graph.add_realtime(
+        self.graph.add_realtime(
             (i, op.call, op.return_time)
             for i, op in enumerate(self.ops)
-            if i in self.writes or i in self.reads
+            if i in self.writes or i in reads
         )
 
     def after_definite(
