@@ -24,6 +24,7 @@ from loadtest.linearizability.search import Verdict
 MAX_PANELS = 24
 MAX_BARS = 400
 _WIDTH, _ROW, _LEFT = 1100, 22, 90
+_PER_BAR, _CHAR = 16, 6.6  # pixels of width per operation drawn, per label character
 
 
 def _kv_marks(
@@ -79,23 +80,32 @@ def _label(op: Operation) -> str:
     return f"{_key(op.input)} → {output}"
 
 
-def _short(op: Operation) -> str:
+def _short(op: Operation, key: Hashable) -> str:
+    """A bar's label; for the ledger, what the operation saw or did on the panel's account."""
     input = op.input
     kind = input.get("op", "?")
     if op.pending:
         return f"{kind} ?"
     output = op.output if isinstance(op.output, dict) else {}
+    if kind == "create":
+        return f"create {input.get('balance')}"
+    if kind == "snapshot":
+        output = output.get("accounts", {}).get(key) or {}
+    if "version" in output:
+        return f"{kind} → {output.get('balance')} @{output['version']}"
     if kind in ("read", "get"):
-        value = output.get("value", output.get("version", ""))
-        return f"{kind} → {value}"
+        return f"{kind} → {output.get('value')!r}"
     if kind in ("write", "put", "append"):
         return f"{kind} {input.get('value')}"
     if kind == "transfer":
-        return f"{input.get('from')}→{input.get('to')} {input.get('amount')}"
+        version = output.get("from_version" if key == input.get("from") else "to_version")
+        done = " rejected" if "rejected" in output else f" @{version}" if version else ""
+        return f"{input.get('from')}→{input.get('to')} {input.get('amount')}{done}"
     return str(kind)
 
 
 def _panel(
+    key: Hashable,
     title: str,
     members: list[int],
     ops: Sequence[Operation],
@@ -112,12 +122,14 @@ def _panel(
     for i in shown:
         clients.setdefault(ops[i].client, len(clients))
     height = _ROW * (len(clients) + 1) + 10
+    width = max(_WIDTH, _PER_BAR * len(shown))  # long histories scroll sideways
 
     def x(t: float) -> float:
-        return _LEFT + (t - start) / (finish_open - start) * (_WIDTH - _LEFT - 10)
+        return _LEFT + (t - start) / (finish_open - start) * (width - _LEFT - 10)
 
     parts = [
-        f"<svg width='{_WIDTH}' height='{height}' role='img' aria-label='{html.escape(title)}'>"
+        f"<div class='scroll'><svg width='{width}' height='{height}' role='img' "
+        f"aria-label='{html.escape(title)}'>"
     ]
     for client, row in clients.items():
         y = 8 + row * _ROW
@@ -141,13 +153,15 @@ def _panel(
         tip += f"\n{_label(op)}"
         if i in order:
             tip += f"\nlinearized {order[i]}th"
-        text = _short(op) + (f" ({order[i]})" if i in order else "")
+        text = _short(op, key) + (f" ({order[i]})" if i in order else "")
+        fits = int((x1 - x0 - 4) / _CHAR)  # labels never spill over the next bar
+        label = text if len(text) <= fits else (text[: fits - 1] + "…" if fits >= 3 else "")
         parts.append(
             f"<g class='{' '.join(classes)}'><title>{html.escape(tip)}</title>"
             f"<rect x='{x0:.1f}' y='{y}' width='{max(2.0, x1 - x0):.1f}' height='{_ROW - 6}'/>"
-            f"<text x='{x0 + 3:.1f}' y='{y + 12}'>{html.escape(text[:40])}</text></g>"
+            f"<text x='{x0 + 3:.1f}' y='{y + 12}'>{html.escape(label)}</text></g>"
         )
-    parts.append("</svg>")
+    parts.append("</svg></div>")
     hidden = len(members) - len(shown)
     note = f" <small>({hidden} more operations not drawn)</small>" if hidden > 0 else ""
     return f"<h2>{html.escape(title)}{note}</h2>" + "".join(parts)
@@ -171,7 +185,8 @@ def render(
     )
     noun = "account" if ledger else "key"
     panels = [
-        _panel(f"{noun} {key}", members, ops, bad, order) for key, members in ranked[:MAX_PANELS]
+        _panel(key, f"{noun} {key}", members, ops, bad, order)
+        for key, members in ranked[:MAX_PANELS]
     ]
     if len(ranked) > MAX_PANELS:
         panels.append(f"<p>{len(ranked) - MAX_PANELS} more {noun}s not drawn.</p>")
@@ -181,7 +196,8 @@ def render(
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5em; }}
-svg {{ background: #fafafa; border: 1px solid #ddd; display: block; margin-bottom: 1em; }}
+svg {{ background: #fafafa; border: 1px solid #ddd; display: block; }}
+.scroll {{ overflow-x: auto; margin-bottom: 1em; }}
 .op rect {{ fill: #cfe0f5; stroke: #4a78b5; }}
 .op text, .client {{ font: 11px monospace; fill: #222; }}
 .op.pending rect {{ fill: #eee; stroke: #999; stroke-dasharray: 4 2; }}
