@@ -8,7 +8,7 @@ can be compared with the ledger's commit and read timestamps. ``outcome``:
 - ``rejected``: a transfer refused for insufficient funds (a correct answer, nothing changed);
 - ``error``: a definite failure (4xx, or a read that failed): nothing changed;
 - ``unknown``: a transfer that timed out, lost its connection or got a 5xx: it may or may not
-  have committed (the linearizability check treats it as pending).
+  have committed (the serializability check treats its outcome as unknown).
 """
 
 from __future__ import annotations
