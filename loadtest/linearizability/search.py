@@ -137,7 +137,10 @@ class Search:
         older: set[tuple[int, Hashable]] = set()
         generation = memo_limit // 2
         stack: list[tuple[int, Hashable, bool]] = []  # (call event, state before it, forced)
-        best_length = 0
+        # The longest linearization so far, kept incrementally: best[:synced] is known to
+        # equal the stack's bottom, so growing past it copies only what changed.
+        best: list[int] = []
+        synced = 0
         configurations = 0
         entry = head
         while completed_linearized < completed_total:
@@ -145,6 +148,7 @@ class Search:
             if configurations % _TIME_CHECK_EVERY == 0:
                 self.configurations = configurations
                 self.memo_size = len(seen) + len(older)
+                self.best = tuple(best)
                 yield
             chosen, forced, new_state = 0, False, state
             if entry == head:
@@ -182,9 +186,9 @@ class Search:
                     stack.append((chosen, state, forced))
                     state, linearized = new_state, key[0]
                     completed_linearized += not pending[i]
-                    if len(stack) > best_length:
-                        best_length = len(stack)
-                        self.best = tuple(op_of[e] for e, _, _ in stack)
+                    if len(stack) > len(best):
+                        best[synced:] = [op_of[e] for e, _, _ in stack[synced:]]
+                        synced = len(stack)
                         self.best_state = state
                     lift(chosen)
                     entry = head
@@ -197,10 +201,12 @@ class Search:
             while True:
                 if not stack:
                     self.configurations = configurations
+                    self.best = tuple(best)
                     return SearchResult(
                         Verdict.NOT_LINEARIZABLE, self.best, self.best_state, configurations
                     )
                 event, state, forced = stack.pop()
+                synced = min(synced, len(stack))
                 i = op_of[event]
                 linearized &= ~(1 << i)
                 completed_linearized -= not pending[i]
@@ -209,6 +215,7 @@ class Search:
                     entry = nxt[event]
                     break
         self.configurations = configurations
+        self.best = tuple(best)
         return SearchResult(Verdict.LINEARIZABLE, self.best, self.best_state, configurations)
 
 
