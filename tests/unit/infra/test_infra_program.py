@@ -412,3 +412,14 @@ def test_a_test_returning_an_unawaited_output_fails_the_suite(tmp_path: Path) ->
     )
     assert result.returncode == 1, result.stdout
     assert "ReturnNotNone" in result.stdout
+
+
+def test_no_subscription_expires(mocked: MockedStack) -> None:
+    """Pub/Sub deletes a subscription idle for 31 days unless its expiration policy has an
+    empty TTL: every push subscription and every dead-letter hold says never."""
+    subscriptions = mocked.of_type("gcp:pubsub/subscription:Subscription")
+    assert len(subscriptions) == len(TOPOLOGY.subscriptions) + len(
+        TOPOLOGY.dead_letter_subscriptions()
+    )
+    expiring = [s.name for s in subscriptions if s.inputs.get("expirationPolicy") != {"ttl": ""}]
+    assert expiring == []
