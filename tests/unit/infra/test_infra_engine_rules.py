@@ -172,6 +172,8 @@ def test_gcloud_builds_submit_produces_valid_image_references() -> None:
 
     repository = f"us-central1-docker.pkg.dev/my-project/{REPOSITORY_ID}/{IMAGE_NAME}"
     assert {ref.split("@")[0].rsplit(":", 1)[0] for ref in pushed} == {repository}
+    # The tag the stack's program resolves (``ImageRepository.deployed(<stack>)``) moves.
+    assert f"{repository}:dev" in pushed
 
 
 def test_an_empty_trigger_variable_makes_an_invalid_reference() -> None:

@@ -32,9 +32,7 @@ def lock_lines(database: SpannerDatabase) -> list[str]:
 
 def pinned() -> list[str]:
     return [
-        line
-        for line in LOCK.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
+        line for line in LOCK.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
 
 
