@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 from caplab.core import catalogue
 from caplab.core.topology import TOPOLOGY
 from infra.offline import MockedStack, Recorded
@@ -115,3 +117,22 @@ def test_activity_writes_where_read_your_writes_reads(
             routed.inputs["singleClusterRouting"]["clusterId"]
             == (instance["clusters"][0]["clusterId"])
         )
+
+
+def test_the_activity_service_writes_through_the_profile_it_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The setting the program passes picks the writer's app profile, read-your-writes
+    reads share that table, and eventual reads keep the multi-cluster profile (clients are
+    built against an unused emulator address: nothing is sent)."""
+    from caplab.core.clients import ClientFactory
+    from services.activity.app import ActivitySettings, tables
+
+    monkeypatch.setenv("BIGTABLE_EMULATOR_HOST", "127.0.0.1:9")
+    default = ActivitySettings.from_environ({})
+    assert default.app_profile == TOPOLOGY.bigtable.app_profiles["read-your-writes"]
+    settings = ActivitySettings.from_environ({"CAPLAB_ACTIVITY_APP_PROFILE": "home"})
+    writer, readers = tables(ClientFactory(settings.gcp), settings)
+    assert writer._app_profile_id == "home"
+    assert readers["read-your-writes"] is writer
+    assert readers["eventual"]._app_profile_id == TOPOLOGY.bigtable.app_profiles["eventual"]
