@@ -82,17 +82,13 @@ def test_the_pubsub_agent_is_created_and_may_mint_push_tokens(mocked: MockedStac
     assert tokens == {f"caplab-push-{name}" for name in catalogue.push_targets()}
 
 
-def test_startup_probes_outlast_the_readiness_check() -> None:
+def test_startup_probes_outlast_the_readiness_check(built_dev: MockedStack) -> None:
     """The probe waits longer than ``/readyz`` may take (its default budget in the app
     factory), never longer than its period (Cloud Run's rule), and the whole start-up stays
     within Cloud Run's 240 s."""
-    from infra.offline import registry_image, run_program
-
     budget = inspect.signature(create_app).parameters["readiness_timeout"].default
-    image = registry_image("caplab-dev-000000", "us-central1", ["dev"], "sha256:" + "2" * 64)
-    mocked = run_program("dev", images=[image])
     for declared in catalogue.DEPLOYED:
-        container = mocked.named(RUN, declared.name).inputs["template"]["containers"][0]
+        container = built_dev.named(RUN, declared.name).inputs["template"]["containers"][0]
         startup = container["startupProbe"]
         assert startup["timeoutSeconds"] > budget
         assert startup["timeoutSeconds"] <= startup["periodSeconds"]

@@ -15,6 +15,7 @@ from caplab.core import catalogue
 from caplab.core.topology import TOPOLOGY
 from infra.components.apis import REQUIRED_APIS
 from infra.offline import MockedStack, registry_image, run_program
+from tests.fixtures.infra import DEV_DIGEST
 
 ROOT = Path(__file__).resolve().parents[3]
 RUN = "gcp:cloudrunv2/service:Service"
@@ -97,25 +98,15 @@ def test_bigtable_has_one_cluster_in_dev_and_two_replicated_in_prod(
         assert "multiClusterRoutingUseAny" not in single.inputs
 
 
-DIGEST = "sha256:" + "0" * 64
-
-
-def tagged_images(project: str) -> list[dict[str, Any]]:
-    """The repository after a dev build (tagged ``dev``) and an older, untagged image."""
-    return [
-        registry_image(project, "us-central1", ["4f1c", "dev"], DIGEST),
-        registry_image(project, "us-central1", ["3e0b"], "sha256:" + "1" * 64),
-    ]
-
-
-def test_services_run_the_digest_of_the_stacks_tag_with_their_environment() -> None:
+def test_services_run_the_digest_of_the_stacks_tag_with_their_environment(
+    built_dev: MockedStack,
+) -> None:
     """Once ``services:dev`` exists, each dev service runs that image by digest with
     ``caplab service <name>`` and probes /readyz; every service gets the resource names the
     settings read. The digest is read from the registry at every run, so a later
     ``pulumi up`` keeps it."""
-    project = "caplab-dev-000000"
-    mocked = run_program("dev", images=tagged_images(project))
-    image = f"us-central1-docker.pkg.dev/{project}/caplab/services@{DIGEST}"
+    mocked = built_dev
+    image = f"us-central1-docker.pkg.dev/caplab-dev-000000/caplab/services@{DEV_DIGEST}"
     assert mocked.exports["image"] == image
     assert "gcp:artifactregistry/getDockerImages:getDockerImages" in mocked.invokes
     for declared in catalogue.DEPLOYED:
@@ -150,7 +141,8 @@ def test_task_handler_knows_its_identities_and_own_url(mocked: MockedStack) -> N
 
 def test_another_stacks_tag_is_not_this_stacks_image() -> None:
     """prod runs what ``services:prod`` names: a ``dev`` tag leaves it on the placeholder."""
-    mocked = run_program("prod", images=tagged_images("caplab-prod-000000"))
+    tagged = registry_image("caplab-prod-000000", "us-central1", ["dev"], DEV_DIGEST)
+    mocked = run_program("prod", images=[tagged])
     assert mocked.exports["image"] == "us-docker.pkg.dev/cloudrun/container/hello"
 
 
