@@ -61,6 +61,14 @@ def _crud(prefix: str, *extra: str) -> tuple[str, ...]:
 
 _IAM_POLICY = ("getIamPolicy", "setIamPolicy")
 ACT_AS = "iam.serviceAccounts.actAs"
+ROLE_OF = {ACT_AS: "roles/iam.serviceAccountUser"}
+"""Permissions granted by another role than the rest of their group."""
+
+
+def role_for(permission: str, needs: Needs) -> str:
+    """A predefined role that grants ``permission``."""
+    return ROLE_OF.get(permission, needs.role)
+
 
 RESOURCES: dict[str, Needs] = {
     "gcp:projects/service:Service": Needs(
@@ -88,7 +96,7 @@ RESOURCES: dict[str, Needs] = {
     ),
     "gcp:cloudrunv2/service:Service": Needs(
         (*_crud("run.services"), "run.operations.get", ACT_AS),
-        "roles/run.admin + roles/iam.serviceAccountUser",
+        "roles/run.admin",
         "Cloud Run services, each running as its own account",
     ),
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": Needs(
@@ -102,7 +110,7 @@ RESOURCES: dict[str, Needs] = {
     ),
     "gcp:pubsub/subscription:Subscription": Needs(
         (*_crud("pubsub.subscriptions"), "pubsub.topics.attachSubscription", ACT_AS),
-        "roles/pubsub.admin + roles/iam.serviceAccountUser",
+        "roles/pubsub.admin",
         "push subscriptions whose OIDC tokens name the push identities",
     ),
     "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember": Needs(
@@ -154,7 +162,7 @@ RESOURCES: dict[str, Needs] = {
     ),
     "gcp:cloudtasks/queue:Queue": Needs(
         (*_crud("cloudtasks.queues"), ACT_AS),
-        "roles/cloudtasks.admin + roles/iam.serviceAccountUser",
+        "roles/cloudtasks.admin",
         "queues whose OIDC tokens name the tasks identities",
     ),
     "gcp:cloudtasks/queueIamMember:QueueIamMember": Needs(
