@@ -49,7 +49,7 @@ class CloudRunServiceArgs:
     service: DeployedService
     identities: ServiceIdentities
     image: pulumi.Input[str]
-    args: pulumi.Input[Sequence[str]] | None
+    args: pulumi.Input[Sequence[str] | None]
     """Container arguments selecting the service; None keeps the image's own command."""
     env: Mapping[str, pulumi.Input[str]]
     min_instances: int

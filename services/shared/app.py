@@ -119,7 +119,9 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    not_ready = {503: {"description": "not ready", "content": {"application/problem+json": {}}}}
+    not_ready: dict[int | str, dict[str, Any]] = {
+        503: {"description": "not ready", "content": {"application/problem+json": {}}}
+    }
 
     @app.get(
         "/ready",
