@@ -5,6 +5,8 @@ is also run on a bad case, with the message the Pulumi CLI's own tests expect.""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pulumi_gcp.config
@@ -225,3 +227,56 @@ def test_substitutions_are_strict_as_cloud_build_is() -> None:
         rules.submit({"steps": [{"name": "bash", "args": ["-c", "echo $$HOME"]}]}, {"_UNUSED": "x"})
     ok = rules.submit({"steps": [{"name": "bash", "args": ["-c", "echo $$HOME $BUILD_ID"]}]}, {})
     assert ok.document["steps"][0]["args"][1].startswith("echo $HOME 0b9a6f5e-")
+
+
+def _deploy_script(project: str) -> str:
+    build = rules.submit(cloudbuild(), DOCUMENTED_SUBMIT, project=project).document
+    (deploy,) = [step for step in build["steps"] if step.get("id") == "deploy"]
+    assert deploy["args"][0] == "-c"
+    return deploy["args"][1]
+
+
+@pytest.mark.parametrize(
+    ("stack_project", "stack_region", "deploys"),
+    [("my-project", "us-central1", True), ("caplab-dev-000000", "us-central1", False)],
+    ids=["matching-stack", "stack-of-another-project"],
+)
+def test_the_deploy_step_updates_only_a_stack_of_the_build_s_project(
+    tmp_path: Path, stack_project: str, stack_region: str, deploys: bool
+) -> None:
+    """The deploy step's script, as Cloud Build would run it, with stand-ins for ``python``,
+    ``pip`` and ``pulumi`` on the PATH: it runs ``pulumi up`` only when the stack's
+    ``gcp:project`` and ``gcp:region`` are the build's."""
+    bin_dir = tmp_path / "bin"
+    workdir = tmp_path / "repo" / "infra"
+    for folder in (bin_dir, workdir, tmp_path / "repo" / ".venv" / "bin"):
+        folder.mkdir(parents=True)
+    calls = tmp_path / "calls"
+    fakes = {
+        bin_dir / "python": "exit 0",
+        tmp_path / "repo" / ".venv" / "bin" / "pip": "exit 0",
+        bin_dir / "pulumi": (
+            f'echo "$*" >> {calls}\n'
+            'if [ "$1 $2" = "config get" ]; then\n'
+            f'  case "$3" in gcp:project) echo {stack_project};; gcp:region) echo {stack_region};;'
+            " esac\nfi"
+        ),
+    }
+    for path, body in fakes.items():
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+    result = subprocess.run(
+        ["bash", "-c", _deploy_script("my-project")],
+        cwd=workdir,
+        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    ran = calls.read_text().splitlines()
+    assert ran[:2] == ["login gs://state", "stack select dev"]
+    assert (result.returncode == 0) is deploys
+    assert ("up --yes --policy-pack policies" in ran) is deploys
+    if not deploys:
+        assert "has gcp:project=caplab-dev-000000; this build is for my-project" in result.stderr
