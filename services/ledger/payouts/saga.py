@@ -138,7 +138,7 @@ class PayoutStore:
                     field="body.amount_cents",
                 )
             payout_id = uuid.uuid4().hex
-            _move(transaction, account, balance - amount_cents, version + 1)
+            _move(transaction, account, balance - amount_cents, version + 1, payout_id, "held")
             transaction.insert(
                 "Payouts",
                 ("PayoutId", "AccountId", "AmountCents", "State", "BankAttempts",
@@ -230,7 +230,8 @@ class PayoutStore:
                     )
                 )
             )
-            _move(transaction, current.account, balance + current.amount_cents, version + 1)
+            credited = balance + current.amount_cents
+            _move(transaction, current.account, credited, version + 1, payout_id, "compensated")
             _end(transaction, payout_id, current.steps + 1, PayoutState.COMPENSATED, detail)
             return PayoutState.COMPENSATED
 
@@ -308,10 +309,13 @@ class PayoutStore:
         )
 
 
+# Steps recorded before migration m0005 have no Event, and a "bank_failed" State that left
+# the payout held.
 _READ_WITH_HISTORY = """
 SELECT p.PayoutId, p.AccountId, p.AmountCents, p.State, p.BankAttempts, p.LastAttemptAt,
        p.CreatedAt, p.UpdatedAt, CURRENT_TIMESTAMP(),
-       s.Step, s.Event, s.State, s.Detail, s.RecordedAt
+       s.Step, COALESCE(s.Event, s.State), IF(s.State = 'bank_failed', 'held', s.State),
+       s.Detail, s.RecordedAt
 FROM Payouts AS p LEFT JOIN PayoutSteps AS s ON s.PayoutId = p.PayoutId
 WHERE p.PayoutId = @payout_id
 ORDER BY s.Step
@@ -370,11 +374,15 @@ def _end(transaction: Any, payout_id: str, step: int, final: PayoutState, detail
     _step(transaction, payout_id, step, final.value, final, detail)
 
 
-def _move(transaction: Any, account: str, balance: int, version: int) -> None:
+def _move(
+    transaction: Any, account: str, balance: int, version: int, payout_id: str, step: str
+) -> None:
+    """The account's new balance and version, recording the payout step that produced that
+    version as its writer (``payout:<id>:held`` or ``payout:<id>:compensated``)."""
     transaction.update(
         "Accounts",
-        ("AccountId", "BalanceCents", "Version", "UpdatedAt"),
-        [(account, balance, version, spanner.COMMIT_TIMESTAMP)],
+        ("AccountId", "BalanceCents", "Version", "UpdatedAt", "LastWriter"),
+        [(account, balance, version, spanner.COMMIT_TIMESTAMP, f"payout:{payout_id}:{step}")],
     )
 
 

@@ -81,6 +81,12 @@ def balance(ledger: str, account: str) -> int:
     return response.json()["balance_cents"]
 
 
+def last_writer(ledger: str, account: str) -> str:
+    """The operation that wrote the account's current version."""
+    response = httpx.get(f"{ledger}/v1/accounts/{account}", timeout=10)
+    return response.json()["last_writer"]
+
+
 def events(payout: dict[str, Any]) -> list[str]:
     return [step["event"] for step in payout["history"]]
 
@@ -129,6 +135,7 @@ def test_an_explicit_refusal_compensates(
     assert events(payout) == ["held", "bank_call", "compensated"]
     assert "account closed" in payout["history"][-1]["detail"]
     assert balance(ledger, account) == START
+    assert last_writer(ledger, account) == f"payout:{payout['payout_id']}:compensated"
 
 
 def test_a_bank_down_for_every_attempt_then_never_received_compensates_exactly_once(
@@ -211,6 +218,7 @@ def test_a_payment_arriving_late_within_the_arrival_window_settles_not_refunds(
     assert events(payout)[-1] == "status_not_found"
     assert "waiting" in payout["history"][-1]["detail"]
     assert balance(ledger, account) == START - AMOUNT
+    assert last_writer(ledger, account) == f"payout:{payout_id}:held"
 
     bank.faults(account)
     late = httpx.post(
