@@ -115,6 +115,7 @@ class LabClient:
         if data is not None:
             record.balance, record.version = data["balance_cents"], data["version"]
             record.commit_timestamp = epoch(data["commit_timestamp"])
+            record.created = bool(data.get("created", True))
         return record
 
     async def transfer(self, record: Record) -> Record:
