@@ -287,6 +287,8 @@ CONSOLE_STALENESS = ("mode", "reads", "fresh", "stale p50 ms", "stale p99 ms",
                      "max versions behind", "over bound")  # fmt: skip
 CONSOLE_WORKERS = ("worker", "operations", "lag p50 ms", "lag p99 ms", "late starts", "dropped",
                    "offset ± uncertainty ms")  # fmt: skip
+CONSOLE_PHASES = ("phase", "mode", "answered", "availability", "p50 ms", "p99 ms", "fresh",
+                  "stale p99 ms")  # fmt: skip
 """The columns a terminal has room for (the HTML page shows them all)."""
 
 
@@ -298,8 +300,13 @@ def _columns(
 
 
 def phase_table(report: Report) -> Table:
-    return _table("phases: availability, latency and staleness per mode", PHASE_HEADER,
-                  phase_rows(report))  # fmt: skip
+    """The phase table without the time span (the terminal's width), each phase named once."""
+    header, rows = _columns(PHASE_HEADER, phase_rows(report), CONSOLE_PHASES)
+    names = [row[0] for row in rows]
+    for i in range(1, len(rows)):
+        if names[i] == names[i - 1]:
+            rows[i][0] = ""
+    return _table("phases: availability, latency and staleness per mode", header, rows)
 
 
 def print_console(report: Report, console: Console) -> None:
