@@ -117,6 +117,8 @@ def to_columns(records: Sequence[Record]) -> dict[str, list[Any] | None]:
 def from_columns(columns: Mapping[str, Sequence[Any] | None], count: int) -> list[Record]:
     """The ``count`` records :func:`to_columns` described (activity items, JSON lists, come
     back as tuples). Raises ``ValueError`` on a column of another length or a missing one."""
+    if count == 0:
+        return []
     filled: list[Iterable[Any]] = []
     for name in FIELDS:
         column = columns.get(name)

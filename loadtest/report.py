@@ -381,6 +381,7 @@ def tradeoff_plot(report: Report) -> str:
     left.set_yscale("log")
     right.set_xlabel("p99 of how far behind stale reads were (ms)")
     right.set_xscale("symlog", linthresh=1)
+    right.set_xlim(left=-0.5)
     for axes in (left, right):
         axes.grid(True, which="both", alpha=0.3)
     left.legend(fontsize="small", ncol=2)
