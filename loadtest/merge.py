@@ -85,6 +85,8 @@ def _to_reference(records: list[Record], shard: Shard) -> None:
             r.wall_invoked -= wall_shift
         if r.returned:
             r.returned += to_epoch + widen
+        if r.resolved_returned:
+            r.resolved_returned += to_epoch + widen
         r.worker = worker
 
 

@@ -88,15 +88,19 @@ def epoch(result: RunResult, record: Record) -> float:
     return record.intended + result.wall_offset
 
 
-def _restricted(result: RunResult, inside: list[Record]) -> RunResult:
-    """``result`` whose records are ``inside``; every other record goes to the setup, where
-    the staleness checker still learns the commits from it."""
-    chosen = {id(r) for r in inside}
-    others = [r for r in result.records if id(r) not in chosen]
+def _restricted(result: RunResult, seqs: set[int]) -> RunResult:
+    """``result`` whose records are those numbered ``seqs``; every other record goes to the
+    setup, where the staleness checker still learns the commits from it."""
+    inside = [r for r in result.records if r.seq in seqs]
+    others = [r for r in result.records if r.seq not in seqs]
     return dataclasses.replace(result, records=inside, setup=[*result.setup, *others])
 
 
-def summarise(result: RunResult, phases: Sequence[Phase]) -> list[PhaseSummary]:
+def summarise(
+    result: RunResult, phases: Sequence[Phase], checked: RunResult | None = None
+) -> list[PhaseSummary]:
+    """Per phase and mode: availability and latency from ``result`` (what users saw),
+    staleness from ``checked`` (the run as the checkers see it; ``result`` by default)."""
     summaries = []
     for phase in phases:
         inside = [
@@ -104,7 +108,7 @@ def summarise(result: RunResult, phases: Sequence[Phase]) -> list[PhaseSummary]:
             for r in result.records
             if not r.warmup and phase.start <= epoch(result, r) < phase.end
         ]
-        staleness = check_staleness(_restricted(result, inside))
+        staleness = check_staleness(_restricted(checked or result, {r.seq for r in inside}))
         modes = {}
         for mode in OPERATIONS:
             mine = [r for r in inside if r.kind == mode]

@@ -10,6 +10,13 @@ can be compared with the ledger's commit and read timestamps. ``outcome``:
 - ``unknown``: a transfer that timed out, lost its connection or got a 5xx: it may or may not
   have committed (the linearizability check treats it as pending).
 
+After the run, each unknown transfer is *resolved* when possible: sent again with its
+``Idempotency-Key``, the ledger answers the stored response if it had committed (with its
+versions and commit timestamp), or executes it now if it had not. Either way the transfer
+took effect between its call and ``resolved_returned``, so the checkers can see it as a
+completed operation over that longer interval (:func:`resolved_view`), while the statistics
+keep what the user saw: an error.
+
 A run merged from several workers (:mod:`loadtest.merge`) puts every time on one reference
 clock in epoch seconds instead (``RunResult.wall_offset`` says which).
 
@@ -54,6 +61,9 @@ class Record:
     consistency: str = ""
     staleness_bound: float | None = None  # seconds
     # transfers
+    idempotency_key: str = ""
+    resolved: str = ""  # ok | rejected: what an unknown transfer turned out to be
+    resolved_returned: float = 0.0  # when the replay that told us returned
     transfer_id: str = ""
     from_version: int | None = None
     to_version: int | None = None
@@ -138,3 +148,14 @@ def from_columns(columns: Mapping[str, Sequence[Any] | None], count: int) -> lis
         for record in records:
             record.activity = [(str(i), float(t)) for i, t in record.activity]
     return records
+
+
+def resolved_view(records: Iterable[Record]) -> list[Record]:
+    """``records`` as the checkers see them: an unknown transfer that was resolved becomes a
+    completed one whose interval runs from its call to the resolution's answer."""
+    return [
+        dataclasses.replace(r, outcome=r.resolved, returned=r.resolved_returned)
+        if r.outcome == UNKNOWN and r.resolved
+        else r
+        for r in records
+    ]

@@ -19,6 +19,7 @@ matplotlib is imported only when a page is drawn.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
@@ -41,6 +42,7 @@ from loadtest.config import OPERATIONS, READ_MODES
 from loadtest.linearizability import CheckResult, Verdict, dump_history
 from loadtest.merge import Merged, WorkerSummary
 from loadtest.phases import Phase, PhaseSummary, summarise, timeline
+from loadtest.records import resolved_view
 from loadtest.runner import RunResult
 from loadtest.stats import KindStats, kind_stats, percentiles_ms, scheduling_lag
 
@@ -66,6 +68,9 @@ class Report:
     visibility: Visibility | None
     workers: list[WorkerSummary] = field(default_factory=list)
     phases: list[PhaseSummary] = field(default_factory=list)
+    checked: RunResult | None = None
+    """The run as the checkers saw it (unknown transfers resolved after the run count as
+    completed: :func:`loadtest.records.resolved_view`)."""
 
 
 def _only_worker(
@@ -96,16 +101,18 @@ def analyse(
     else:
         stats, lag = kind_stats(result), scheduling_lag(result)
         workers = [_only_worker(result, stats, lag)]
+    checked = dataclasses.replace(result, records=resolved_view(result.records))
     return Report(
         result=result,
         stats=stats,
         lag=lag,
-        linearizability=check_linearizable(result, check_timeout),
-        bank=check_bank(result),
-        staleness=check_staleness(result),
-        visibility=check_visibility(result, VISIBILITY_EDGES_MS),
+        linearizability=check_linearizable(checked, check_timeout),
+        bank=check_bank(checked),
+        staleness=check_staleness(checked),
+        visibility=check_visibility(checked, VISIBILITY_EDGES_MS),
         workers=workers,
-        phases=summarise(result, phases),
+        phases=summarise(result, phases, checked),
+        checked=checked,
     )
 
 
@@ -571,7 +578,7 @@ def write_report(report: Report, directory: Path) -> dict[str, Path]:
     }
     paths["report"].write_text(render_html(report))
     paths["json"].write_text(json.dumps(to_json(report), indent=2, default=str))
-    history = dump_history(ledger_history(report.result), model="ledger")
+    history = dump_history(ledger_history(report.checked or report.result), model="ledger")
     paths["history"].write_text(json.dumps(history))
     result = report.result
     records = [r.to_json() for r in [*result.setup, *result.records]]

@@ -40,7 +40,7 @@ from loadtest.clock import HOST, Clock, measure
 from loadtest.config import LoadConfig
 from loadtest.plan import Part, Planned, account_ids, part_of, schedule
 from loadtest.pool import open_session
-from loadtest.records import ERROR, OK, REJECTED, Record
+from loadtest.records import ERROR, OK, REJECTED, UNKNOWN, Record
 
 SETUP_CONCURRENCY = 8
 START_LEAD = 0.05
@@ -173,7 +173,28 @@ async def run_load(
         result.wall_offset = time.time() - loop.time()
         start = result.started_wall - result.wall_offset
         result.records = await _drive(client, config, plan, accounts, start, result, console)
+        await _resolve(client, result)
     return result
+
+
+RESOLVE_ATTEMPTS = 5
+
+
+async def _resolve(client: LabClient, result: RunResult) -> None:
+    """Replay each unknown transfer with its Idempotency-Key until its outcome is known
+    (a few attempts, backing off); those still unknown stay pending for the checkers."""
+    unknown = [r for r in result.records if r.outcome == UNKNOWN and r.idempotency_key]
+    for attempt in range(RESOLVE_ATTEMPTS):
+        unknown = [r for r in unknown if not await client.resolve(r)]
+        if not unknown:
+            break
+        await asyncio.sleep(0.2 * 2**attempt)
+    resolved = sum(1 for r in result.records if r.resolved)
+    if resolved or unknown:
+        result.notes.append(
+            f"{resolved} transfers of unknown outcome resolved by replaying their "
+            f"Idempotency-Key after the run; {len(unknown)} still unknown"
+        )
 
 
 async def _drive(
