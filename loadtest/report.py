@@ -235,7 +235,7 @@ PHASE_HEADER = ["phase", "when", "mode", "answered", "availability", "p50 ms", "
 # ---- console ---------------------------------------------------------------------------
 
 
-def _verdict_text(report: Report) -> list[tuple[str, str, bool]]:
+def verdicts(report: Report) -> list[tuple[str, str, bool]]:
     """(check, outcome, passed) lines shared by the console and the HTML page."""
     lin = report.linearizability
     failing = lin.failing_keys()
@@ -336,7 +336,7 @@ def print_console(report: Report, console: Console) -> None:
     )
     for note in result.notes:
         console.print(f"[dim]note: {note}[/]")
-    for check, outcome, passed in _verdict_text(report):
+    for check, outcome, passed in verdicts(report):
         mark = "[green]✓[/]" if passed else "[red]✗[/]"
         console.print(f"{mark} {check}: {outcome}", highlight=False)
     for example in report.linearizability.counterexamples:
@@ -513,10 +513,10 @@ def _img(alt: str, png: str) -> str:
 
 def render_html(report: Report) -> str:
     result = report.result
-    verdicts = "".join(
+    verdict_items = "".join(
         f"<li class={'ok' if passed else 'bad'}><b>{html.escape(check)}</b>: "
         f"{html.escape(outcome)}</li>"
-        for check, outcome, passed in _verdict_text(report)
+        for check, outcome, passed in verdicts(report)
     )
     counterexamples = "".join(
         "<pre>" + html.escape("\n".join(c.lines(report.linearizability.model))) + "</pre>"
@@ -561,7 +561,7 @@ operation's <em>intended</em> start (open loop, no coordinated omission); servic
 actual send. Scheduling lag p99 {lag["p99"]:.3f} ms.</p>
 <p><small>Configuration: <code>{config}</code></small></p>
 <ul>{notes}</ul>
-<h2>Verdicts</h2><ul>{verdicts}</ul>{counterexamples}
+<h2>Verdicts</h2><ul>{verdict_items}</ul>{counterexamples}
 {body}
 </body></html>
 """

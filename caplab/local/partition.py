@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -52,7 +53,7 @@ from loadtest.config import LoadConfig
 from loadtest.load_cli import LabRun, finish
 from loadtest.phases import Phase
 from loadtest.records import OK, Record
-from loadtest.report import Report, analyse
+from loadtest.report import Report, analyse, phase_table, verdicts
 from loadtest.runner import Endpoints, run_load
 
 MIX = {"transfer": 15, "strong": 25, "exact": 15, "bounded": 15, "cached": 15, "snapshot": 3}
@@ -69,7 +70,8 @@ RECOVERED_TAIL = 3
 
 @dataclass
 class Cuts:
-    """When the leader link was really cut and healed (epoch seconds)."""
+    """When the leader link was certainly cut (epoch seconds): from the answer to the cut
+    request (``cut``) to the sending of the heal request (``heal``)."""
 
     start: float = 0.0
     cut: float = 0.0
@@ -169,18 +171,20 @@ async def _drive(
     partition = config.duration * SHARES["partition"]
     controller: asyncio.Task[None] | None = None
 
-    async def post(http: httpx.AsyncClient, action: str) -> float:
+    async def post(http: httpx.AsyncClient, action: str) -> tuple[float, float]:
+        """(sent, answered): the link changed somewhere in between."""
+        sent = time.time()
         response = await http.post(f"{control}/links/leader/{action}")
         response.raise_for_status()
-        return time.time()
+        return sent, time.time()
 
     async def operate(start: float) -> None:
         async with httpx.AsyncClient(timeout=5) as http:
             await asyncio.sleep(max(0.0, start + baseline - time.time()))
-            cuts.cut = await post(http, "partition")
+            _, cuts.cut = await post(http, "partition")
             console.print(f"[red]leader link cut[/] at {cuts.cut - start:.2f} s")
             await asyncio.sleep(max(0.0, start + baseline + partition - time.time()))
-            cuts.heal = await post(http, "heal")
+            cuts.heal, _ = await post(http, "heal")
             console.print(f"[green]leader link healed[/] at {cuts.heal - start:.2f} s")
 
     async def gate(earliest: float) -> float:
@@ -247,9 +251,11 @@ def run(
     rate: float = 40.0,
     environ: Mapping[str, str] | None = None,
     seed: int = 1,
+    brief: bool = False,
 ) -> PartitionRun:
     """The scenario of the module docstring. With ``environ`` (a running stack's client
-    variables, e.g. from ``make demo``) its Spanner emulator is used instead of a new one."""
+    variables, e.g. from ``make demo``) its Spanner emulator is used instead of a new one;
+    ``brief`` prints only the phase table and the expectations (the report is written)."""
     config = LoadConfig(
         rate=rate,
         duration=duration,
@@ -282,7 +288,12 @@ def run(
     console.print(f"checking {len(result.records):,} operations…")
     report = analyse(result, phases=cuts.phases())
     directory = out or default_home(os.environ) / "lab" / "partition" / result.run_id
-    lab = finish(report, console, directory)
+    lab = finish(report, Console(file=io.StringIO()) if brief else console, directory)
+    if brief:
+        console.print(phase_table(report))
+        for check, outcome, passed in verdicts(report):
+            console.print(f"{'[green]✓[/]' if passed else '[red]✗[/]'} {check}: {outcome}")
+        console.print(f"report: {lab.paths['report']}")
     scenario = PartitionRun(lab, expectations(report, cuts))
     for statement, held in scenario.expectations:
         console.print(f"{'[green]✓[/]' if held else '[red]✗[/]'} {statement}", highlight=False)

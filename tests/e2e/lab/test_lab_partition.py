@@ -19,13 +19,16 @@ def test_partition_scenario_reports_three_phases_cp_and_ap(tmp_path: Path) -> No
     phases = {phase["name"]: phase for phase in report["phases"]}
     assert list(phases) == ["baseline", "partition", "healed"]
     baseline, partition, healed = phases["baseline"], phases["partition"], phases["healed"]
-    for mode in ("strong", "exact", "bounded", "cached"):
-        assert baseline["modes"][mode]["availability"] == 1.0, mode
-        assert healed["modes"][mode]["answered"] > 0, mode
-    assert partition["modes"]["strong"]["availability"] < 1.0
+    # (Strong reads scheduled just before the cut may still be waiting when it comes: the
+    # scenario's own expectations, checked by its exit status, are about what ran inside it.)
+    strong = [phase["modes"]["strong"]["availability"] for phase in phases.values()]
+    assert strong[1] < min(strong[0], strong[2])
     for mode in ("exact", "bounded", "cached"):
-        assert partition["modes"][mode]["availability"] == 1.0, mode
+        assert [phase["modes"][mode]["availability"] for phase in phases.values()] == [1.0] * 3
         assert partition["modes"][mode]["staleness"]["reads"] > 0, mode
+    for mode in ("transfer", "strong"):
+        assert healed["modes"][mode]["answered"] > 0, mode
+    assert baseline["modes"]["strong"]["answered"] > 0
     assert report["linearizability"]["verdict"] == "linearizable"
     assert report["bank_invariant"]["holds"]
     page = (out / "report.html").read_text()
