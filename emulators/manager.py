@@ -29,9 +29,9 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from caplab.core.environment import default_home
+from caplab.core.environment import DEFAULT_TASKS_LOCATION, default_home, resource_environment
 from caplab.core.errors import CaplabError, EmulatorNotReadyError, PortInUseError
-from caplab.core.topology import LOCAL_PROJECT, TOPOLOGY
+from caplab.core.topology import LOCAL_PROJECT
 from emulators.specs import EMULATORS, EmulatorSpec
 
 DEFAULT_HOST = "127.0.0.1"
@@ -243,17 +243,14 @@ def client_environment(config: StackConfig) -> dict[str, str]:
             env.update(spec.environment(config.host, config.ports))
     env.update(
         {
-            "GOOGLE_CLOUD_PROJECT": LOCAL_PROJECT,
-            "CAPLAB_SPANNER_INSTANCE": TOPOLOGY.spanner.instance,
-            "CAPLAB_SPANNER_DATABASE": TOPOLOGY.spanner.database,
-            "CAPLAB_BIGTABLE_INSTANCE": TOPOLOGY.bigtable.instance,
+            **resource_environment(LOCAL_PROJECT, DEFAULT_TASKS_LOCATION),
             # The Spanner emulator runs one read-write transaction at a time; with multiplexed
             # sessions for read-write, concurrent transactions fail with non-retried
-            # "Transaction not found" (shared/research/emulators.md).
+            # "Transaction not found" (docs/local-vs-cloud.md).
             "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",
-            # For the same reason, the ledger queues its read-write transactions instead of
-            # letting the emulator abort them against each other (services/ledger/settings.py).
-            "LEDGER_MAX_CONCURRENT_TRANSACTIONS": "1",
+            # For the same reason, services queue their read-write transactions instead of
+            # letting the emulator abort them against each other (services/shared/transactions.py).
+            "CAPLAB_SPANNER_MAX_CONCURRENT_TRANSACTIONS": "1",
         }
     )
     return env

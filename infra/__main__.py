@@ -12,6 +12,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from caplab.core import catalogue
+from caplab.core.environment import resource_environment
 from caplab.core.topology import TOPOLOGY
 from infra.components.apis import ProjectApis, ProjectApisArgs
 from infra.components.bigtable import ActivityStore, ActivityStoreArgs
@@ -35,13 +36,7 @@ images = ImageRepository(
     "images", ImageRepositoryArgs(project=project, region=settings.region), after_apis
 )
 
-environment: dict[str, pulumi.Input[str]] = {
-    "GOOGLE_CLOUD_PROJECT": project,
-    "CAPLAB_SPANNER_INSTANCE": TOPOLOGY.spanner.instance,
-    "CAPLAB_SPANNER_DATABASE": TOPOLOGY.spanner.database,
-    "CAPLAB_BIGTABLE_INSTANCE": TOPOLOGY.bigtable.instance,
-    "CAPLAB_TASKS_LOCATION": settings.region,
-}
+environment: dict[str, pulumi.Input[str]] = dict(resource_environment(project, settings.region))
 push_targets = catalogue.push_targets()
 own_environment: dict[str, dict[str, pulumi.Input[str]]] = {
     # Task handlers put their own URL in the tasks they create; the deterministic Cloud Run

@@ -9,7 +9,7 @@ Prints (asserts nothing):
   through the raw client vs ``POST /v1/transfers``; target ledger/raw ≥ 0.8;
 - commit-to-publish delay (relay's own measure) and commit-to-delivery on a pull subscription;
 - the emulator's commit count at each phase: its strong reads slow down as it ages
-  (shared/research/emulators.md), so every figure says how old the emulator was.
+  (docs/benchmarks.md), so every figure says how old the emulator was.
 
     make bench-ledger            # or: python -m caplab.bench.ledger --reads 1000 --seconds 5
 """

@@ -12,10 +12,27 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from starlette.config import Config
 
 from caplab.core.topology import LOCAL_PROJECT, TOPOLOGY
+
+T = TypeVar("T")
+DEFAULT_TASKS_LOCATION = "us-central1"
+
+
+def resource_environment(project: T, tasks_location: T | str) -> dict[str, T | str]:
+    """The variables that tell every service where its resources are: what
+    :meth:`GcpSettings.from_config` reads. The emulator manager sets them for the local stack
+    and the Pulumi program for each Cloud Run service (``project`` may be a Pulumi output)."""
+    return {
+        "GOOGLE_CLOUD_PROJECT": project,
+        "CAPLAB_SPANNER_INSTANCE": TOPOLOGY.spanner.instance,
+        "CAPLAB_SPANNER_DATABASE": TOPOLOGY.spanner.database,
+        "CAPLAB_BIGTABLE_INSTANCE": TOPOLOGY.bigtable.instance,
+        "CAPLAB_TASKS_LOCATION": tasks_location,
+    }
 
 
 def default_home(environ: Mapping[str, str]) -> Path:
@@ -58,7 +75,7 @@ class GcpSettings:
             bigtable_instance=config(
                 "CAPLAB_BIGTABLE_INSTANCE", default=TOPOLOGY.bigtable.instance
             ),
-            tasks_location=config("CAPLAB_TASKS_LOCATION", default="us-central1"),
+            tasks_location=config("CAPLAB_TASKS_LOCATION", default=DEFAULT_TASKS_LOCATION),
             cloud_tasks_emulator_host=config("CLOUD_TASKS_EMULATOR_HOST", default=None),
             spanner_replica_emulator_host=config("SPANNER_REPLICA_EMULATOR_HOST", default=None),
         )

@@ -1,6 +1,6 @@
 """caplab's Cloud Tasks v2 emulator: a gRPC server the official ``google-cloud-tasks`` client
 reaches over an insecure channel, dispatching HTTP tasks with production's rate limits, retry
-schedule, headers and OIDC tokens (behaviour: shared/research/cloud-tasks-v2-spec.md).
+schedule, headers and OIDC tokens (behaviour and sources: docs/cloud-tasks-emulator.md).
 
 Run it with ``python -m emulators.cloudtasks`` (``caplab emulators up`` does), or embed it::
 

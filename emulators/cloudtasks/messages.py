@@ -1,6 +1,6 @@
 """The raw protobuf classes of the Cloud Tasks v2 API, taken from the proto-plus types that
 ``google-cloud-tasks`` ships (``tasks_v2.X.pb()``): the server speaks exactly the client's
-schema without generated code (shared/research/cloud-tasks-v2-spec.md §4.2)."""
+schema without generated code."""
 
 from __future__ import annotations
 

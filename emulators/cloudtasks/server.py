@@ -1,6 +1,5 @@
 """The gRPC face of the emulator: generic handlers that (de)serialize with the protobuf classes
-``google-cloud-tasks`` ships, so the official client talks to it unchanged (no generated code;
-shared/research/cloud-tasks-v2-spec.md §4.2)."""
+``google-cloud-tasks`` ships, so the official client talks to it unchanged (no generated code)."""
 
 from __future__ import annotations
 

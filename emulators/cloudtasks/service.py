@@ -1,6 +1,6 @@
 """The 16 RPCs of ``google.cloud.tasks.v2.CloudTasks`` and the Locations mixin, over the
 emulator's store and scheduler: production's validation, status codes, messages and views
-(shared/research/cloud-tasks-v2-spec.md §3)."""
+(docs/cloud-tasks-emulator.md lists the sources and the divergences)."""
 
 from __future__ import annotations
 

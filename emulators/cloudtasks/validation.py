@@ -1,5 +1,5 @@
 """Resource names and request fields checked as production checks them (INVALID_ARGUMENT
-with production's wording where it is known, shared/research/cloud-tasks-v2-spec.md §3.2),
+with production's wording where it is known; see docs/cloud-tasks-emulator.md),
 and the defaults production fills in for what a request leaves unset."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 @dataclass(frozen=True)
 class QueueDefaults:
     """What a queue created through the API gets for fields left unset (commonly observed
-    production values; shared/research/cloud-tasks-v2-spec.md §3.5)."""
+    production values)."""
 
     max_attempts: int = 100
     min_backoff: float = 0.1

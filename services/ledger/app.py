@@ -10,7 +10,7 @@ import logging
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Path, Query, Request, Response
+from fastapi import FastAPI, Path, Query, Request, Response
 
 from caplab.core.clients import ClientFactory
 from caplab.core.durations import DurationError, format_duration, parse_duration
@@ -31,15 +31,17 @@ from services.ledger.payouts.api import add_payout_routes
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import AccountRow, LedgerStore, account_not_found
 from services.ledger.transfers import Transfers
+from services.shared import idempotency
 from services.shared.app import create_app as create_service_app
 from services.shared.deadline import run_with_deadline
 from services.shared.events import TransferCommitted
+from services.shared.fields import ACCOUNT_ID_PATTERN, HEX_ID_PATTERN
 from services.shared.problems import Problem, invalid_field, problem_responses
 from services.shared.pubsub_push import DeadLetters, PushMessage, consume
+from services.shared.transactions import TransactionRunner
 
 log = logging.getLogger(__name__)
 
-ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 MAX_SNAPSHOT_ACCOUNTS = 100
 INVALIDATION = TOPOLOGY.subscription("ledger-cache-invalidation")
 SERVED_BY = {
@@ -73,13 +75,8 @@ def create_app(
     settings = settings or LedgerSettings.from_environ()
     clients = clients or ClientFactory(settings.gcp)
     deadline = settings.deadline.total_seconds()
-    store = LedgerStore(
-        clients.spanner_database,
-        settings.deadline,
-        settings.abort_retry_delay,
-        replica=clients.spanner_replica_database,
-        max_concurrent_transactions=settings.max_concurrent_transactions,
-    )
+    runner = TransactionRunner(clients.spanner_database, settings.deadline, settings.transactions)
+    store = LedgerStore(runner, replica=clients.spanner_replica_database)
     transfers = Transfers(store)
     cache = BalanceCache(settings.cache_ttl)
 
@@ -230,18 +227,10 @@ def create_app(
     async def create_transfer(
         transfer: TransferIn,
         response: Response,
-        idempotency_key: Annotated[
-            str | None, Header(alias="Idempotency-Key", max_length=255)
-        ] = None,
+        idempotency_key: idempotency.KeyHeader = None,
     ) -> Any:
-        if not idempotency_key:
-            raise Problem(
-                400,
-                "idempotency-key-missing",
-                "POST /v1/transfers requires an Idempotency-Key header (e.g. a UUID)",
-                field="header.Idempotency-Key",
-            )
-        result = await run_with_deadline(deadline, transfers.execute, idempotency_key, transfer)
+        key = idempotency.required(idempotency_key, "POST /v1/transfers")
+        result = await run_with_deadline(deadline, transfers.execute, key, transfer)
         response.status_code = result.status
         if result.replayed:
             response.headers["Idempotent-Replayed"] = "true"
@@ -254,7 +243,7 @@ def create_app(
         tags=["transfers"],
     )
     async def read_transfer(
-        transfer_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+        transfer_id: Annotated[str, Path(pattern=HEX_ID_PATTERN)],
     ) -> TransferOut:
         row = await run_with_deadline(deadline, store.read_transfer, transfer_id)
         if row is None:
@@ -303,7 +292,7 @@ def create_app(
     async def cache_stats() -> CacheStats:
         return cache.stats()
 
-    add_payout_routes(app, clients, deadline, settings.abort_retry_delay.total_seconds())
+    add_payout_routes(app, clients, runner)
     return app
 
 

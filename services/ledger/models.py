@@ -1,19 +1,14 @@
-"""The ledger's wire shapes. Money is integer cents (``StrictInt``: ``5.0`` and ``"5"`` are
-refused, never rounded); account ids are short printable tokens."""
+"""The ledger's wire shapes, built from the shared field types (``services.shared.fields``)."""
 
 from __future__ import annotations
 
 import enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core.core_schema import ValidationInfo
 
-MAX_CENTS = 10**15
-"""Largest amount or balance accepted (ten trillion units): far from INT64 overflow."""
-
-AccountId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Cents = Annotated[StrictInt, Field(ge=0, le=MAX_CENTS)]
+from services.shared.fields import AccountId, Cents, PositiveCents
 
 
 class Consistency(enum.StrEnum):
@@ -65,7 +60,7 @@ class TransferIn(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     from_: AccountId = Field(alias="from")
     to: AccountId
-    amount_cents: Annotated[StrictInt, Field(gt=0, le=MAX_CENTS)]
+    amount_cents: PositiveCents
 
     @field_validator("to")
     @classmethod

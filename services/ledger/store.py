@@ -7,18 +7,18 @@ lets a caller — and the load lab's checkers — place the answer in the histor
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from google.api_core.exceptions import DeadlineExceeded, FailedPrecondition, NotFound
+from google.api_core.exceptions import FailedPrecondition, NotFound
 from google.cloud import spanner
 from google.cloud.spanner_v1 import KeySet
 
 from services.ledger.models import Consistency
 from services.shared.problems import Problem, invalid_field
+from services.shared.transactions import TransactionRunner
 
 if TYPE_CHECKING:
     from google.cloud.spanner_v1.database import Database, SnapshotCheckout
@@ -50,26 +50,15 @@ def account_not_found(account: str, field: str) -> Problem:
 
 
 class LedgerStore:
-    """``database`` serves writes and strong reads (the leader); ``replica`` serves exact and
-    bounded-staleness reads (the same database unless the lab models a separate link)."""
+    """The runner's database serves writes and strong reads (the leader); ``replica`` serves
+    exact and bounded-staleness reads (the same database unless the lab models a separate
+    link)."""
 
-    def __init__(
-        self,
-        database: Database,
-        deadline: timedelta,
-        abort_retry_delay: timedelta,
-        replica: Database | None = None,
-        max_concurrent_transactions: int = 0,
-    ):
-        self.database = database
-        self.replica = replica or database
-        self.timeout = deadline.total_seconds()
-        self.abort_retry_delay = abort_retry_delay.total_seconds()
-        self._transaction_slots = (
-            threading.BoundedSemaphore(max_concurrent_transactions)
-            if max_concurrent_transactions > 0
-            else None
-        )
+    def __init__(self, runner: TransactionRunner, replica: Database | None = None):
+        self.runner = runner
+        self.database = runner.database
+        self.replica = replica or runner.database
+        self.timeout = runner.timeout
 
     def _snapshot(self, consistency: Consistency, staleness: timedelta) -> SnapshotCheckout:
         if consistency is Consistency.EXACT:
@@ -135,7 +124,7 @@ class LedgerStore:
             )
             return None, transaction
 
-        existing, transaction = self.run_in_transaction(create)
+        existing, transaction = self.runner.run(create)
         if existing is None:
             return AccountRow(account, owner, balance_cents, 1, transaction.committed), True
         if existing.owner != owner:
@@ -146,26 +135,6 @@ class LedgerStore:
                 field="body.id",
             )
         return existing, False
-
-    def run_in_transaction(self, function: Any, *args: Any) -> Any:
-        """``function(transaction, *args)`` in a read-write transaction, retried on abort.
-
-        With ``max_concurrent_transactions`` set, at most that many run at once in this
-        process; the others queue for a slot (within the deadline, else ``DeadlineExceeded``:
-        a 503) instead of aborting each other."""
-        slots = self._transaction_slots
-        if slots is not None and not slots.acquire(timeout=self.timeout):
-            raise DeadlineExceeded("no read-write transaction slot within the deadline")
-        try:
-            return self.database.run_in_transaction(
-                function,
-                *args,
-                timeout_secs=self.timeout,
-                default_retry_delay=self.abort_retry_delay,
-            )
-        finally:
-            if slots is not None:
-                slots.release()
 
     def read_transfer(self, transfer_id: str) -> list[Any] | None:
         columns = (

@@ -20,12 +20,8 @@ nothing, so the client may retry the same key once the cause is fixed. Keys expi
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,17 +29,13 @@ from google.cloud import spanner
 from google.cloud.spanner_v1 import KeySet
 
 from caplab.core.timestamps import rfc3339
-from services.ledger.events import EVENT_TYPE, outbox_payload
 from services.ledger.models import TransferIn
 from services.ledger.store import LedgerStore, account_not_found
+from services.shared import idempotency
+from services.shared.events import TRANSFER_COMMITTED, TransferEvent
 from services.shared.problems import Problem
 
 INT64_MAX = 2**63 - 1
-
-
-def request_hash(request: TransferIn) -> str:
-    canonical = json.dumps(request.model_dump(by_alias=True), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -53,41 +45,15 @@ class TransferResult:
     replayed: bool
 
 
-class InFlightKeys:
-    """Idempotency keys this process is working on right now."""
-
-    def __init__(self) -> None:
-        self._keys: set[str] = set()
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def claim(self, key: str) -> Iterator[None]:
-        with self._lock:
-            if key in self._keys:
-                raise Problem(
-                    409,
-                    "idempotency-key-in-flight",
-                    "a request with this Idempotency-Key is still being processed; retry later",
-                    field="header.Idempotency-Key",
-                    headers={"Retry-After": "1"},
-                )
-            self._keys.add(key)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._keys.discard(key)
-
-
 class Transfers:
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
-        self.in_flight = InFlightKeys()
+        self.in_flight = idempotency.InFlightKeys()
 
     def execute(self, key: str, request: TransferIn) -> TransferResult:
-        digest = request_hash(request)
+        digest = idempotency.request_hash(request.model_dump(by_alias=True))
         with self.in_flight.claim(key):
-            outcome, transaction = self.store.run_in_transaction(self._apply, key, digest, request)
+            outcome, transaction = self.store.runner.run(self._apply, key, digest, request)
         if isinstance(outcome, TransferResult):
             return outcome
         outcome["commit_timestamp"] = rfc3339(transaction.committed)
@@ -106,12 +72,7 @@ class Transfers:
         if stored:
             stored_hash, status, body, created_at = stored[0]
             if stored_hash != digest:
-                raise Problem(
-                    422,
-                    "idempotency-key-reused",
-                    "this Idempotency-Key was used with a different request body",
-                    field="header.Idempotency-Key",
-                )
+                raise idempotency.reused()
             replay = json.loads(body)
             replay["commit_timestamp"] = rfc3339(created_at)
             return TransferResult(status, replay, replayed=True), transaction
@@ -181,17 +142,19 @@ class Transfers:
             [
                 (
                     event_id,
-                    EVENT_TYPE,
+                    TRANSFER_COMMITTED,
                     source,
-                    outbox_payload(
-                        event_id,
-                        transfer_id,
-                        source,
-                        target,
-                        amount,
-                        from_version + 1,
-                        to_version + 1,
-                    ),
+                    TransferEvent(
+                        event_id=event_id,
+                        transfer_id=transfer_id,
+                        from_account=source,
+                        to_account=target,
+                        amount_cents=amount,
+                        from_version=from_version + 1,
+                        to_version=to_version + 1,
+                    )
+                    .to_json()
+                    .decode(),
                     spanner.COMMIT_TIMESTAMP,
                 )
             ],

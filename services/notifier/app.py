@@ -25,21 +25,27 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AnyHttpUrl, BaseModel
 
 from caplab.core.clients import ClientFactory
+from caplab.core.durations import parse_duration
 from caplab.core.environment import GcpSettings, config_from
 from caplab.core.topology import TOPOLOGY
-from services.notifier import delivery, webhooks
+from services.notifier import delivery
+from services.notifier.webhooks import WebhookStore
 from services.shared.app import create_app as create_service_app
+from services.shared.deadline import run_with_deadline
 from services.shared.events import TransferCommitted
+from services.shared.fields import ACCOUNT_ID_PATTERN
 from services.shared.oidc import OidcVerifier
 from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth
-from services.shared.problems import Problem
+from services.shared.problems import Problem, unauthenticated
 from services.shared.pubsub_push import DeadLetters, PushMessage, consume
 from services.shared.resilience import (
     BulkheadFullError,
@@ -47,8 +53,10 @@ from services.shared.resilience import (
     DownstreamPolicy,
     Downstreams,
 )
+from services.shared.transactions import TransactionRunner, TransactionSettings
 
 log = logging.getLogger(__name__)
+AccountPath = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN)]
 SUBSCRIPTION = TOPOLOGY.subscription("notifier")
 QUEUE = TOPOLOGY.queue("webhooks")
 
@@ -61,6 +69,9 @@ class NotifierSettings:
     task_auth: TaskAuth
     self_url: str | None
     webhook_policy: DownstreamPolicy
+    transactions: TransactionSettings
+    deadline: timedelta
+    """Bound on each Spanner or Cloud Tasks call a request makes (past it: 503)."""
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> NotifierSettings:
@@ -74,12 +85,9 @@ class NotifierSettings:
                 audience=config("CAPLAB_TASKS_AUDIENCE", default=None),
             ),
             self_url=config("CAPLAB_NOTIFIER_URL", default=None),
-            webhook_policy=DownstreamPolicy(
-                failure_threshold=config("CAPLAB_WEBHOOK_FAILURE_THRESHOLD", cast=int, default=5),
-                reset_timeout=config("CAPLAB_WEBHOOK_RESET_TIMEOUT", cast=float, default=5.0),
-                max_concurrent=config("CAPLAB_WEBHOOK_MAX_CONCURRENT", cast=int, default=10),
-                timeout=config("CAPLAB_WEBHOOK_TIMEOUT", cast=float, default=5.0),
-            ),
+            webhook_policy=DownstreamPolicy.from_config(config, "CAPLAB_WEBHOOK", 10),
+            transactions=TransactionSettings.from_config(config),
+            deadline=config("CAPLAB_NOTIFIER_DEADLINE", cast=parse_duration, default="5s"),
         )
 
 
@@ -93,6 +101,10 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     dead_letters = DeadLetters(clients.publisher, settings.gcp)
     downstreams = Downstreams(settings.webhook_policy)
     queue_path = settings.gcp.queue_path(QUEUE.name)
+    deadline = settings.deadline.total_seconds()
+    store = WebhookStore(
+        TransactionRunner(clients.spanner_database, settings.deadline, settings.transactions)
+    )
     http: dict[str, httpx.AsyncClient] = {}
 
     @contextlib.asynccontextmanager
@@ -105,26 +117,26 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     app = create_service_app(
         "caplab notifier",
         project=settings.gcp.project,
-        readiness=lambda: webhooks.lookup(clients.spanner_database, []),
+        readiness=lambda: store.lookup([]),
         lifespan=lifespan,
     )
 
     @app.put("/v1/accounts/{account}/webhook")
-    async def register(account: str, registration: WebhookRegistration) -> dict[str, str]:
+    async def register(account: AccountPath, registration: WebhookRegistration) -> dict[str, str]:
         url = str(registration.url)
-        await asyncio.to_thread(webhooks.register, clients.spanner_database, account, url)
+        await run_with_deadline(deadline, store.register, account, url)
         return {"account": account, "url": url}
 
     @app.get("/v1/accounts/{account}/webhook")
-    async def registered(account: str) -> dict[str, str]:
-        found = await asyncio.to_thread(webhooks.lookup, clients.spanner_database, [account])
+    async def registered(account: AccountPath) -> dict[str, str]:
+        found = await run_with_deadline(deadline, store.lookup, [account])
         if account not in found:
             raise Problem(404, "not-found", f"account {account!r} has no webhook")
         return {"account": account, "url": found[account]}
 
     @app.delete("/v1/accounts/{account}/webhook", status_code=204)
-    async def unregister(account: str) -> None:
-        await asyncio.to_thread(webhooks.unregister, clients.spanner_database, account)
+    async def unregister(account: AccountPath) -> None:
+        await run_with_deadline(deadline, store.unregister, account)
 
     @app.post(SUBSCRIPTION.path, status_code=204)
     async def on_transfer_event(request: Request) -> Response:
@@ -132,7 +144,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
         async def schedule(event: TransferCommitted, message: PushMessage) -> None:
             accounts = (event.from_account, event.to_account)
-            found = await asyncio.to_thread(webhooks.lookup, clients.spanner_database, accounts)
+            found = await run_with_deadline(deadline, store.lookup, accounts)
             for item in delivery.deliveries(event, found):
                 await asyncio.to_thread(
                     delivery.schedule, clients.tasks, queue_path, target, item, settings.task_auth
@@ -143,7 +155,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     @app.post(delivery.DELIVERY_PATH)
     async def deliver(request: Request) -> Response:
         if not settings.task_invoker_auth.verify(request.headers.get("Authorization")):
-            return Response(status_code=401)
+            return unauthenticated().response()
         try:
             item = delivery.Delivery.from_json(await request.body())
         except (ValueError, KeyError, TypeError) as error:
@@ -173,5 +185,12 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 def _answer(
     status: int, item: delivery.Delivery, outcome: str, headers: dict[str, str] | None = None
 ) -> Response:
+    """The task's answer: 200 with the outcome, or a problem (Cloud Tasks retries non-2xx)."""
     body = {"event_id": item.event_id, "account": item.account, "outcome": outcome}
-    return JSONResponse(body, status_code=status, headers=headers)
+    if status < 400:
+        return JSONResponse(body, status_code=status, headers=headers)
+    kind = outcome.split(":", 1)[0]
+    problem = Problem(
+        status, kind, f"webhook delivery not done: {outcome}", headers=headers, **body
+    )
+    return problem.response()

@@ -12,26 +12,30 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
 
 from caplab.core.clients import ClientFactory
-from services.ledger.events import TOPIC
-from services.ledger.settings import LedgerSettings
+from caplab.core.topology import TOPOLOGY
 from services.relay.outbox import OutboxRelay
+from services.relay.settings import RelaySettings
 from services.shared.app import create_app as create_service_app
+from services.shared.transactions import TransactionRunner
+
+STAMP_DEADLINE = timedelta(seconds=30)
+"""Bound on one stamping transaction (a batch of published rows marked published)."""
 
 
-def create_app(settings: LedgerSettings | None = None) -> FastAPI:
-    settings = settings or LedgerSettings.from_environ()
+def create_app(settings: RelaySettings | None = None) -> FastAPI:
+    settings = settings or RelaySettings.from_environ()
     clients = ClientFactory(settings.gcp)
     relay = OutboxRelay(
-        clients.spanner_database,
+        TransactionRunner(clients.spanner_database, STAMP_DEADLINE, settings.transactions),
         clients.publisher,
-        settings.gcp.topic_path(TOPIC),
-        poll_interval=settings.relay_poll_interval,
-        abort_retry_delay=settings.abort_retry_delay,
+        settings.gcp.topic_path(TOPOLOGY.topics[0]),
+        poll_interval=settings.poll_interval,
     )
 
     @asynccontextmanager

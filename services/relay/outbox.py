@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 from google.cloud import spanner
 from hdrh.histogram import HdrHistogram
 
-from services.ledger.events import message
+from services.shared.events import TransferEvent
+from services.shared.transactions import TransactionRunner
 
 if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient
-    from google.cloud.spanner_v1.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +74,20 @@ class RelayStats:
 class OutboxRelay:
     def __init__(
         self,
-        database: Database,
+        runner: TransactionRunner,
         publisher: PublisherClient,
         topic_path: str,
         *,
         batch_size: int = 200,
         poll_interval: timedelta = timedelta(milliseconds=50),
-        abort_retry_delay: timedelta = timedelta(milliseconds=10),
         publish_timeout: timedelta = timedelta(seconds=30),
     ) -> None:
-        self.database = database
+        self.runner = runner
+        self.database = runner.database
         self.publisher = publisher
         self.topic_path = topic_path
         self.batch_size = batch_size
         self.poll_interval = poll_interval.total_seconds()
-        self.abort_retry_delay = abort_retry_delay.total_seconds()
         self.publish_timeout = publish_timeout.total_seconds()
         self.stats = RelayStats()
         # Commit-to-publish delays in microseconds, 1 µs .. 1 h, 3 significant digits.
@@ -109,12 +108,12 @@ class OutboxRelay:
             return 0
         pending = []
         for event_id, payload, committed_at in rows:
-            outgoing = message(payload, committed_at)
+            outgoing = TransferEvent.from_json(payload).committed(committed_at)
             future = self.publisher.publish(
                 self.topic_path,
-                outgoing.data,
+                outgoing.to_json(),
                 ordering_key=outgoing.ordering_key,
-                **outgoing.attributes,
+                **outgoing.attributes(),
             )
             pending.append((event_id, committed_at, outgoing.ordering_key, future))
         published: list[str] = []
@@ -133,9 +132,7 @@ class OutboxRelay:
             with self._lock:
                 self.delays.record_value(max(1, int(delay.total_seconds() * 1_000_000)))
         if published:
-            self.database.run_in_transaction(
-                _stamp, published, default_retry_delay=self.abort_retry_delay
-            )
+            self.runner.run(_stamp, published)
         with self._lock:
             self.stats.published += len(published)
             self.stats.batches += 1

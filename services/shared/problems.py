@@ -99,3 +99,13 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+def unauthenticated() -> Problem:
+    """401 for a push or task request without a valid ID token for this service."""
+    return Problem(
+        401,
+        "unauthenticated",
+        "this endpoint needs a Google-signed ID token for this service in Authorization",
+        headers={"WWW-Authenticate": "Bearer"},
+    )

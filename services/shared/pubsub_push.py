@@ -19,7 +19,7 @@ A push handler built with :func:`consume` answers:
 
 Production vs the emulator: Pub/Sub signs each push with an OIDC token of the subscription's
 service account and sends ``deliveryAttempt`` when a dead-letter policy is set. The emulator
-sends neither (shared/research/emulators.md): locally the
+sends neither (docs/local-vs-cloud.md): locally the
 :class:`~services.shared.oidc.OidcVerifier` has no audience and verifies nothing, and
 ``delivery_attempt`` is ``None``.
 """
@@ -39,7 +39,7 @@ from fastapi import Request, Response
 
 from services.shared.events import TransferCommitted, UndecodableEvent
 from services.shared.oidc import OidcVerifier
-from services.shared.problems import Problem
+from services.shared.problems import Problem, unauthenticated
 
 if TYPE_CHECKING:
     from google.cloud import pubsub_v1
@@ -118,7 +118,7 @@ async def consume(
     """Handle one push delivery of ``subscription`` (see the module docstring for the
     answers)."""
     if not auth.verify(request.headers.get("Authorization")):
-        return Response(status_code=401)
+        return unauthenticated().response()
     body = await request.body()
     try:
         message = PushMessage.from_envelope(body)
@@ -131,12 +131,17 @@ async def consume(
             await dead_letters.publish(subscription, message, f"undecodable: {error}")
         except Exception:
             log.exception("dead-letter publish failed for message %s", message.message_id)
-            return Response(status_code=503)
+            return _redeliver("the dead-letter topic did not take the poison message")
         log.warning("message %s dead-lettered: %s", message.message_id, error)
         return Response(status_code=204)
     try:
         await effect(event, message)
     except Exception as error:
         log.warning("effect of event %s failed, redelivery expected: %r", event.event_id, error)
-        return Response(status_code=503)
+        return _redeliver(f"event {event.event_id} was not applied; Pub/Sub redelivers it")
     return Response(status_code=204)
+
+
+def _redeliver(detail: str) -> Response:
+    """503 problem: Pub/Sub treats any non-2xx as a nack and redelivers with backoff."""
+    return Problem(503, "redelivery-needed", detail, headers={"Retry-After": "1"}).response()

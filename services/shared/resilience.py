@@ -26,6 +26,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from starlette.config import Config
+
+from caplab.core.durations import parse_duration
+
 T = TypeVar("T")
 
 
@@ -223,8 +227,23 @@ class Downstream:
 class DownstreamPolicy:
     failure_threshold: int = 5
     reset_timeout: float = 5.0
+    """Seconds a breaker stays open before it lets one trial call through."""
     max_concurrent: int = 10
     timeout: float = 5.0
+    """Seconds one call may take."""
+
+    @classmethod
+    def from_config(cls, config: Config, prefix: str, max_concurrent: int) -> DownstreamPolicy:
+        """Read ``<prefix>_FAILURE_THRESHOLD``, ``<prefix>_RESET_TIMEOUT`` (a duration, 5s),
+        ``<prefix>_MAX_CONCURRENT`` and ``<prefix>_TIMEOUT`` (a duration, 5s)."""
+        return cls(
+            failure_threshold=config(f"{prefix}_FAILURE_THRESHOLD", cast=int, default=5),
+            reset_timeout=config(
+                f"{prefix}_RESET_TIMEOUT", cast=parse_duration, default="5s"
+            ).total_seconds(),
+            max_concurrent=config(f"{prefix}_MAX_CONCURRENT", cast=int, default=max_concurrent),
+            timeout=config(f"{prefix}_TIMEOUT", cast=parse_duration, default="5s").total_seconds(),
+        )
 
 
 @dataclass

@@ -40,6 +40,7 @@ from services.shared.oidc import OidcVerifier
 from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth, create_http_task, post_json
 from services.shared.problems import Problem
 from services.shared.resilience import DownstreamPolicy, Downstreams, ResilienceError
+from services.shared.transactions import TransactionRunner
 
 log = logging.getLogger(__name__)
 QUEUE = TOPOLOGY.queue("payouts")
@@ -65,12 +66,7 @@ class PayoutSettings:
                 audience=config("CAPLAB_TASKS_AUDIENCE", default=None),
             ),
             task_invoker_auth=OidcVerifier.from_config(config, "CAPLAB_TASKS_INVOKER"),
-            bank_policy=DownstreamPolicy(
-                failure_threshold=config("CAPLAB_BANK_FAILURE_THRESHOLD", cast=int, default=5),
-                reset_timeout=config("CAPLAB_BANK_RESET_TIMEOUT", cast=float, default=5.0),
-                max_concurrent=config("CAPLAB_BANK_MAX_CONCURRENT", cast=int, default=5),
-                timeout=config("CAPLAB_BANK_TIMEOUT", cast=float, default=5.0),
-            ),
+            bank_policy=DownstreamPolicy.from_config(config, "CAPLAB_BANK", 5),
         )
 
 
@@ -94,12 +90,10 @@ def _payout_json(payout: Payout) -> dict[str, object]:
     }
 
 
-def add_payout_routes(
-    app: FastAPI, clients: ClientFactory, timeout: float, abort_retry_delay: float
-) -> None:
+def add_payout_routes(app: FastAPI, clients: ClientFactory, runner: TransactionRunner) -> None:
     """Mount the payout saga's endpoints on ``app`` (the ledger)."""
     settings = PayoutSettings.from_environ()
-    store = PayoutStore(clients.spanner_database, timeout, abort_retry_delay)
+    store = PayoutStore(runner)
     banks = Downstreams(settings.bank_policy)
     queue_path = clients.settings.queue_path(QUEUE.name)
     http = httpx.AsyncClient(timeout=60.0)  # the per-bank timeout is the bulkhead's

@@ -33,9 +33,10 @@ from google.cloud import spanner
 from google.cloud.spanner_v1 import KeySet
 
 from services.shared.problems import Problem
+from services.shared.transactions import TransactionRunner
 
 if TYPE_CHECKING:
-    from google.cloud.spanner_v1.database import Database
+    pass
 
 PAYOUT_COLUMNS = ("PayoutId", "AccountId", "AmountCents", "BankUrl", "State", "RequestHash")
 
@@ -76,15 +77,10 @@ def request_hash(account: str, amount_cents: int, bank_url: str) -> str:
 
 
 class PayoutStore:
-    def __init__(self, database: Database, timeout: float, abort_retry_delay: float) -> None:
-        self.database = database
-        self.timeout = timeout
-        self.abort_retry_delay = abort_retry_delay
-
-    def _run(self, function: Any, *args: Any) -> Any:
-        return self.database.run_in_transaction(
-            function, *args, timeout_secs=self.timeout, default_retry_delay=self.abort_retry_delay
-        )
+    def __init__(self, runner: TransactionRunner) -> None:
+        self.database = runner.database
+        self.timeout = runner.timeout
+        self._run = runner.run
 
     def hold(self, key: str, account: str, amount_cents: int, bank_url: str) -> tuple[str, bool]:
         """Step 1. The payout id, and whether this call created it (false: a replay)."""

@@ -54,7 +54,7 @@ def ledgers_behind_links(
     """(leader-side ledger URL, replica-side ledger URL, chaos control URL)."""
     spanner = manager.client_environment(stack)["SPANNER_EMULATOR_HOST"]
     with chaos_proxy(spanner, tmp_path / "chaos.log") as (leader, replica, control):
-        env = {"LEDGER_DEADLINE": "1s"}
+        env = {"CAPLAB_LEDGER_DEADLINE": "1s"}
         with (
             services.restartable(
                 "ledger", dict(env, SPANNER_EMULATOR_HOST=f"127.0.0.1:{leader}")

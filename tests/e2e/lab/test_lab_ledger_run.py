@@ -41,7 +41,7 @@ def test_short_run_on_the_ledger_is_measured_and_checked(
     )  # fmt: skip
     console = Console(file=io.StringIO(), width=120)
     activity = fanout_service("activity")
-    with services.restartable("relay", {"RELAY_POLL_INTERVAL": "20ms"}):
+    with services.restartable("relay", {"CAPLAB_RELAY_POLL_INTERVAL": "20ms"}):
         result = asyncio.run(run_load(config, Endpoints(ledger.url, activity.url), console))
     report = analyse(result)
     print_console(report, console)

@@ -78,7 +78,7 @@ def test_cached_read_is_stale_until_the_invalidation_arrives(
     assert hit["cache_age"] is not None
     invalidations = client.get("/internal/cache").json()["invalidations"]
 
-    with services.restartable("relay", {"RELAY_POLL_INTERVAL": "20ms"}):
+    with services.restartable("relay", {"CAPLAB_RELAY_POLL_INTERVAL": "20ms"}):
         deadline = time.monotonic() + 20
         latest = hit
         while latest["version"] == 1 and time.monotonic() < deadline:
@@ -135,7 +135,7 @@ def test_leader_partitioned_strong_fails_fast_stale_still_answers(
     partitioned = {
         "SPANNER_EMULATOR_HOST": "127.0.0.1:9",
         "SPANNER_REPLICA_EMULATOR_HOST": service_environ["SPANNER_EMULATOR_HOST"],
-        "LEDGER_DEADLINE": "1s",
+        "CAPLAB_LEDGER_DEADLINE": "1s",
     }
     with services.restartable("ledger", partitioned, ready_path="/healthz") as cut_off:
         not_ready = httpx.get(cut_off.url + "/readyz", timeout=10)

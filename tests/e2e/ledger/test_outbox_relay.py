@@ -88,7 +88,7 @@ def test_relay_killed_mid_burst_loses_nothing(
                 if i == 45:
                     killed.wait(30)
 
-    fast = {"RELAY_POLL_INTERVAL": "10ms"}
+    fast = {"CAPLAB_RELAY_POLL_INTERVAL": "10ms"}
     writer = threading.Thread(target=burst)
     relay = services.launch("relay", fast)
     try:

@@ -40,7 +40,7 @@ def test_breaker_opens_fails_fast_and_closes_after_recovery(
     hook_url = f"{sink.url}/hooks/{hook}"
     extra = {
         "CAPLAB_WEBHOOK_FAILURE_THRESHOLD": str(THRESHOLD),
-        "CAPLAB_WEBHOOK_RESET_TIMEOUT": str(RESET_SECONDS),
+        "CAPLAB_WEBHOOK_RESET_TIMEOUT": f"{RESET_SECONDS}s",
     }
     with services.restartable("notifier", extra) as notifier, httpx.Client() as http:
         assert http.put(f"{sink.url}/control/{hook}", json={"down": True}).status_code == 200

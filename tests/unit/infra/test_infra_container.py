@@ -42,8 +42,8 @@ def test_hadolint_flags_a_careless_dockerfile(tmp_path: Path) -> None:
 
 
 def test_image_runs_unprivileged_with_unbuffered_output_on_port() -> None:
-    """Slim base, non-root user, PYTHONUNBUFFERED and a default $PORT; dependencies are
-    installed before the code is copied."""
+    """Slim base, non-root user, PYTHONUNBUFFERED and a default $PORT; the locked
+    dependencies, without extras, are installed before the code is copied."""
     steps = instructions()
     assert steps[0][0] == "FROM"
     assert "-slim" in steps[0][1]
@@ -54,8 +54,11 @@ def test_image_runs_unprivileged_with_unbuffered_output_on_port() -> None:
     assert user[-1] not in ("root", "0")
     order = [f"{i} {a}" for i, a in steps]
     first_code_copy = next(n for n, s in enumerate(order) if s.startswith("COPY caplab"))
-    dependencies = next(n for n, s in enumerate(order) if "--requirement" in s)
+    dependencies = next(n for n, s in enumerate(order) if "--no-install-project" in s)
     assert dependencies < first_code_copy
+    installs = [s for s in order if s.startswith("RUN") and "uv sync" in s]
+    assert installs
+    assert all("--locked" in s and "--no-dev" in s and "--extra" not in s for s in installs)
 
 
 def test_one_image_serves_every_deployed_service() -> None:

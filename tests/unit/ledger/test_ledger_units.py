@@ -10,11 +10,11 @@ from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from pydantic import ValidationError
 
 from services.ledger.cache import BalanceCache
-from services.ledger.events import message, outbox_payload
 from services.ledger.models import TransferIn
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import AccountRow
-from services.ledger.transfers import request_hash
+from services.shared.events import TransferEvent
+from services.shared.idempotency import request_hash
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -65,10 +65,10 @@ def test_fill_from_a_read_older_than_an_invalidation_is_refused() -> None:
 
 def test_event_message_follows_the_contract() -> None:
     """Data carries the event with its commit timestamp; attributes and ordering key match."""
-    payload = outbox_payload("e1", "t1", "alice", "bob", 250, 3, 7)
+    payload = TransferEvent("e1", "t1", "alice", "bob", 250, 3, 7).to_json().decode()
     committed = DatetimeWithNanoseconds(2026, 1, 2, 3, 4, 5, nanosecond=123456789, tzinfo=UTC)
-    published = message(payload, committed)
-    event = json.loads(published.data.decode("utf-8"))
+    published = TransferEvent.from_json(payload).committed(committed)
+    event = json.loads(published.to_json().decode("utf-8"))
     assert event == {
         "event_id": "e1",
         "type": "transfer.committed",
@@ -80,7 +80,7 @@ def test_event_message_follows_the_contract() -> None:
         "to_version": 7,
         "committed_at": "2026-01-02T03:04:05.123456789Z",
     }
-    assert published.attributes == {
+    assert published.attributes() == {
         "event_id": "e1",
         "event_type": "transfer.committed",
         "committed_at": "2026-01-02T03:04:05.123456789Z",
@@ -93,11 +93,13 @@ def test_settings_defaults_and_overrides() -> None:
     defaults = LedgerSettings.from_environ({})
     assert defaults.default_staleness == timedelta(seconds=10)
     assert defaults.max_staleness == timedelta(hours=1)
-    tuned = LedgerSettings.from_environ({"LEDGER_CACHE_TTL": "1500ms", "LEDGER_DEADLINE": "2s"})
+    tuned = LedgerSettings.from_environ(
+        {"CAPLAB_LEDGER_CACHE_TTL": "1500ms", "CAPLAB_LEDGER_DEADLINE": "2s"}
+    )
     assert tuned.cache_ttl == timedelta(milliseconds=1500)
     assert tuned.deadline == timedelta(seconds=2)
-    with pytest.raises(ValueError, match="LEDGER_DEADLINE"):
-        LedgerSettings.from_environ({"LEDGER_DEADLINE": "soon"})
+    with pytest.raises(ValueError, match="CAPLAB_LEDGER_DEADLINE"):
+        LedgerSettings.from_environ({"CAPLAB_LEDGER_DEADLINE": "soon"})
 
 
 @pytest.mark.parametrize("amount", [0, -1, 1.0, "5", 10**16])
@@ -112,4 +114,5 @@ def test_request_hash_depends_on_the_body_only() -> None:
     one = TransferIn.model_validate({"from": "a", "to": "b", "amount_cents": 5})
     same = TransferIn.model_validate({"amount_cents": 5, "to": "b", "from": "a"})
     other = TransferIn.model_validate({"from": "a", "to": "b", "amount_cents": 6})
-    assert request_hash(one) == request_hash(same) != request_hash(other)
+    hashes = [request_hash(m.model_dump(by_alias=True)) for m in (one, same, other)]
+    assert hashes[0] == hashes[1] != hashes[2]

@@ -1,4 +1,4 @@
-"""The ledger's transaction slots queue read-write transactions instead of letting the
+"""The shared transaction runner's slots queue read-write transactions instead of letting the
 Spanner emulator abort them against each other."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 from google.api_core.exceptions import DeadlineExceeded
 
 from caplab.core.topology import LOCAL_PROJECT, TOPOLOGY
-from services.ledger.store import LedgerStore
+from services.shared.transactions import TransactionRunner, TransactionSettings
 
 
-def _store(slots: int, deadline: float) -> LedgerStore:
+def _runner(slots: int, deadline: float) -> TransactionRunner:
     from google.cloud import spanner
 
     database = (
@@ -21,11 +21,10 @@ def _store(slots: int, deadline: float) -> LedgerStore:
         .instance(TOPOLOGY.spanner.instance)
         .database(TOPOLOGY.spanner.database)
     )
-    return LedgerStore(
+    return TransactionRunner(
         database,
         timedelta(seconds=deadline),
-        timedelta(milliseconds=10),
-        max_concurrent_transactions=slots,
+        TransactionSettings(abort_retry_delay=timedelta(milliseconds=10), max_concurrent=slots),
     )
 
 
@@ -33,27 +32,25 @@ def test_a_transaction_waits_for_a_slot_and_gives_up_at_the_deadline(
     emulator_env: dict[str, str],
 ) -> None:
     """With every slot taken, a transaction waits; past the deadline it fails with
-    DeadlineExceeded (the ledger answers 503 + Retry-After) and never reaches Spanner."""
-    store = _store(slots=1, deadline=0.2)
+    DeadlineExceeded (services answer 503 + Retry-After) and never reaches Spanner."""
+    runner = _runner(slots=1, deadline=0.2)
     reached: list[bool] = []
-    slots = store._transaction_slots
+    slots = runner._slots
     assert slots is not None
     slots.acquire()
     try:
         with pytest.raises(DeadlineExceeded):
-            store.run_in_transaction(lambda transaction: reached.append(True))
+            runner.run(lambda transaction: reached.append(True))
     finally:
         slots.release()
     assert reached == []
-    selected = store.run_in_transaction(
-        lambda transaction: list(transaction.execute_sql("SELECT 1"))
-    )
+    selected = runner.run(lambda transaction: list(transaction.execute_sql("SELECT 1")))
     assert selected == [[1]]
 
 
 def test_concurrent_transactions_all_commit_one_at_a_time(emulator_env: dict[str, str]) -> None:
     """Eight threads, one slot: every transaction commits, and never two at once."""
-    store = _store(slots=1, deadline=30)
+    runner = _runner(slots=1, deadline=30)
     inside = 0
     peak = 0
     lock = threading.Lock()
@@ -69,10 +66,7 @@ def test_concurrent_transactions_all_commit_one_at_a_time(emulator_env: dict[str
             inside -= 1
         return "ok"
 
-    threads = [
-        threading.Thread(target=lambda: results.append(store.run_in_transaction(work)))
-        for _ in range(8)
-    ]
+    threads = [threading.Thread(target=lambda: results.append(runner.run(work))) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
