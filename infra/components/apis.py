@@ -19,6 +19,7 @@ REQUIRED_APIS = (
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "spanner.googleapis.com",
+    "storage.googleapis.com",
 )
 
 
