@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 .DEFAULT_GOAL := help
 .PHONY: help test test-unit demo up down status lint lock infra-check bench-up bench-ledger \
-	bench-fanout bench-tasks bench-lab clean
+	bench-fanout bench-tasks bench-lab bench-workers clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -79,6 +79,10 @@ bench-tasks: $(STAMP)
 ## bench-lab: scheduling lag at 1,000 req/s and checker times
 bench-lab: $(STAMP)
 	$(BIN)/python -m caplab.bench.lab
+
+## bench-workers: 1 vs 2 generator processes at lag p99 <= 2 ms, merge of 1,000,000 operations
+bench-workers: $(STAMP)
+	$(BIN)/python -m caplab.bench.workers
 
 ## bench-fanout: commit-to-visible delay of the activity read model at 50 transfers/s
 bench-fanout: $(STAMP)

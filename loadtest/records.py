@@ -38,7 +38,7 @@ from typing import Any
 OK, REJECTED, ERROR, UNKNOWN = "ok", "rejected", "error", "unknown"
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     seq: int
     kind: str  # transfer | strong | exact | bounded | cached | snapshot | activity | create
