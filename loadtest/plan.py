@@ -23,7 +23,7 @@ from loadtest.config import LoadConfig
 
 TASK_INDEX, TASK_COUNT = "CLOUD_RUN_TASK_INDEX", "CLOUD_RUN_TASK_COUNT"
 """What Cloud Run Jobs sets in each task
-(https://cloud.google.com/run/docs/container-contract#jobs-env-vars)."""
+(https://cloud.google.com/run/docs/container-contract#env-vars)."""
 
 
 @dataclass(frozen=True)
