@@ -17,7 +17,8 @@ The CAP expectations are checked, not just drawn (exit status 2 if one fails, as
 checker fails):
 
 - *fail closed*: no strong read, transfer or snapshot is answered while the leader link is
-  cut (called after the cut and answered before the heal);
+  cut (called after the cut and answered before the heal), and every one called while it is
+  cut, early enough for the ledger's deadline to pass before the heal, is refused;
 - *stay available*: every exact, bounded and cached read scheduled during the partition is
   answered;
 - *recover*: after the heal, every mode answers again (each mode's last operations are
@@ -44,6 +45,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from caplab.core.durations import parse_duration
 from caplab.core.environment import default_home
 from caplab.core.errors import CaplabError
 from caplab.local import launcher
@@ -51,7 +53,7 @@ from emulators import manager
 from emulators.specs import SPANNER
 from loadtest.config import LoadConfig
 from loadtest.load_cli import LabRun, finish
-from loadtest.phases import Phase
+from loadtest.phases import ANSWERED, Phase
 from loadtest.records import OK, Record
 from loadtest.report import Report, analyse, phase_table, verdicts
 from loadtest.runner import Endpoints, run_load
@@ -64,6 +66,8 @@ DEADLINE = "1s"
 SHARES = {"baseline": 0.3, "partition": 0.4, "healed": 0.3}
 NO_PUBSUB = "127.0.0.1:9"
 """Port 9 (discard): nothing listens; no Pub/Sub call is made in this scenario."""
+GRACE = 0.5
+"""Seconds past the ledger's deadline for its 503 to arrive."""
 RECOVERED_TAIL = 3
 """After the heal, each mode's last this-many operations must all be answered."""
 
@@ -152,7 +156,9 @@ def ledgers(
     started: list[launcher.RunningService] = []
     try:
         for side, port in (("leader", leader), ("replica", replica)):
-            env = dict(environ, SPANNER_EMULATOR_HOST=f"127.0.0.1:{port}", LEDGER_DEADLINE=DEADLINE)
+            env = dict(
+                environ, SPANNER_EMULATOR_HOST=f"127.0.0.1:{port}", CAPLAB_LEDGER_DEADLINE=DEADLINE
+            )
             log = log_dir / f"ledger-{side}.log"
             started.append(launcher.start("ledger", manager.free_port(), env, log))
         for service in started:
@@ -219,11 +225,20 @@ def expectations(report: Report, cuts: Cuts) -> list[tuple[str, bool]]:
     result = report.result
     phases = {summary.phase.name: summary for summary in report.phases}
     checks = []
+    deadline = parse_duration(DEADLINE).total_seconds()
     for mode in FAIL_CLOSED:
         mine = [r for r in result.records if r.kind == mode]
         wrong = _answered_while_cut(mine, result.wall_offset, cuts)
         checks.append((f"{mode}: none answered while the leader link was cut "
                        f"({len(wrong)} answered)", not wrong))  # fmt: skip
+        waited = [
+            r
+            for r in mine
+            if cuts.cut <= r.invoked + result.wall_offset <= cuts.heal - deadline - GRACE
+        ]
+        refused = sum(r.outcome not in ANSWERED for r in waited)
+        checks.append((f"{mode}: refused when called while cut, a deadline before the heal "
+                       f"({refused}/{len(waited)})", refused == len(waited)))  # fmt: skip
     for mode in STAY_AVAILABLE:
         during = phases["partition"].modes.get(mode)
         if during is None:
@@ -236,7 +251,7 @@ def expectations(report: Report, cuts: Cuts) -> list[tuple[str, bool]]:
     for mode in MIX:
         tail = [r for r in healed if r.kind == mode][-RECOVERED_TAIL:]
         if tail:
-            answered = sum(r.outcome in ("ok", "rejected") for r in tail)
+            answered = sum(r.outcome in ANSWERED for r in tail)
             checks.append(
                 (f"{mode}: answering again after the heal (last {len(tail)}: {answered} answered)",
                  answered == len(tail))
