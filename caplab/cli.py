@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "load": "loadtest.load_cli",
     "chaos": "loadtest.chaos",
     "lab": "caplab.local.partition",
+    "rowkeys": "loadtest.rowkeys.cli",
 }
 """Sub-command -> the module whose ``register(subparsers)`` declares it."""
 
