@@ -51,11 +51,17 @@ class WorkerSummary:
     dropped: int
     clock: Clock
     start_offset: float  # seconds after the earliest generator's start
+    cpu_seconds: float = 0.0  # CPU its process spent driving the schedule
+
+    @property
+    def cpu_per_operation(self) -> float:
+        return self.cpu_seconds / self.operations if self.operations else 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "worker": self.index,
             "operations": self.operations,
+            "cpu_ms_per_operation": round(self.cpu_per_operation * 1000, 4),
             "scheduling_lag_ms": percentiles_ms(self.lag),
             "late_starts": self.late,
             "dropped": self.dropped,
@@ -149,6 +155,7 @@ def merge(shards: Iterable[Shard]) -> Merged:
                 dropped=sum(shard.dropped.values()),
                 clock=shard.clock,
                 start_offset=shard.started_wall - shard.clock.offset - earliest,
+                cpu_seconds=shard.cpu_seconds,
             )
         )
     records.sort(key=lambda r: r.seq)

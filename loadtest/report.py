@@ -84,6 +84,7 @@ def _only_worker(
         dropped=sum(result.dropped.values()),
         clock=result.clock,
         start_offset=0.0,
+        cpu_seconds=result.cpu_seconds,
     )
 
 
@@ -198,7 +199,8 @@ def worker_rows(report: Report) -> list[list[str]]:
         lag = percentiles_ms(w.lag)
         rows.append(
             [str(w.index), f"{w.operations:,}", ms(lag["p50"]), ms(lag["p99"]), ms(lag["max"]),
-             f"{w.late:,}", f"{w.dropped:,}", w.clock.source,
+             f"{w.late:,}", f"{w.dropped:,}", f"{w.cpu_per_operation * 1000:.3f}",
+             w.clock.source,
              f"{w.clock.offset * 1000:+.3f} ± {w.clock.uncertainty * 1000:.3f}",
              ms(w.start_offset * 1000)]
         )  # fmt: skip
@@ -206,7 +208,8 @@ def worker_rows(report: Report) -> list[list[str]]:
 
 
 WORKER_HEADER = ["worker", "operations", "lag p50 ms", "lag p99 ms", "lag max ms", "late starts",
-                 "dropped", "clock", "offset ± uncertainty ms", "start offset ms"]  # fmt: skip
+                 "dropped", "CPU ms/op", "clock", "offset ± uncertainty ms",
+                 "start offset ms"]  # fmt: skip
 
 
 def phase_rows(report: Report) -> list[list[str]]:
@@ -293,7 +296,7 @@ CONSOLE_LATENCY = ("mode", "p50", "p90", "p99", "p99.9", "max", "req/s", "errors
 CONSOLE_STALENESS = ("mode", "reads", "fresh", "stale p50 ms", "stale p99 ms",
                      "max versions behind", "over bound")  # fmt: skip
 CONSOLE_WORKERS = ("worker", "operations", "lag p50 ms", "lag p99 ms", "late starts", "dropped",
-                   "offset ± uncertainty ms")  # fmt: skip
+                   "CPU ms/op", "offset ± uncertainty ms")  # fmt: skip
 CONSOLE_PHASES = ("phase", "mode", "answered", "availability", "p50 ms", "p99 ms", "fresh",
                   "stale p99 ms")  # fmt: skip
 """The columns a terminal has room for (the HTML page shows them all)."""

@@ -75,6 +75,8 @@ class RunResult:
     """Add to a record's ``intended``/``invoked``/``returned`` for epoch seconds (0 when the
     times already are epoch seconds on the reference clock, as in a merged run)."""
     clock: Clock = HOST
+    cpu_seconds: float = 0.0
+    """CPU this process spent driving the schedule (its own cost per operation)."""
 
     @property
     def measured_seconds(self) -> float:
@@ -172,7 +174,9 @@ async def run_load(
         loop = asyncio.get_running_loop()
         result.wall_offset = time.time() - loop.time()
         start = result.started_wall - result.wall_offset
+        cpu = time.process_time()
         result.records = await _drive(client, config, plan, accounts, start, result, console)
+        result.cpu_seconds = time.process_time() - cpu
         await _resolve(client, result)
     return result
 

@@ -136,6 +136,7 @@ class Shard:
     endpoints: dict[str, str | None]
     started_wall: float
     wall_offset: float
+    cpu_seconds: float
     clock: Clock
     notes: list[str]
     dropped: Counter[str]
@@ -161,6 +162,7 @@ def document_of(result: RunResult) -> dict[str, Any]:
         },
         "started_wall": result.started_wall,
         "wall_offset": result.wall_offset,
+        "cpu_seconds": result.cpu_seconds,
         "clock": result.clock.to_json(),
         "notes": result.notes,
         "dropped": dict(result.dropped),
@@ -189,6 +191,7 @@ def parse_shard(document: dict[str, Any], where: str) -> Shard:
             endpoints=dict(document["endpoints"]),
             started_wall=float(document["started_wall"]),
             wall_offset=float(document["wall_offset"]),
+            cpu_seconds=float(document["cpu_seconds"]),
             clock=Clock.from_json(document["clock"]),
             notes=list(document["notes"]),
             dropped=Counter(document["dropped"]),

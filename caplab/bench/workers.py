@@ -47,12 +47,12 @@ def trial(url: str, workers: int, rate: float, seconds: float, scratch: Path) ->
         rate=rate, duration=seconds + 1, warmup=1.0, mix={"strong": 1}, accounts=10,
         staleness="1ms",
     )  # fmt: skip
-    directory = scratch / f"w{workers}-r{rate:.0f}-{time.monotonic_ns()}"
+    run_id = f"bench-{time.monotonic_ns()}"
+    directory = scratch / run_id
     specs = [
-        WorkerSpec(config, url, None, None, False, f"bench-{time.monotonic_ns()}",
-                   Part(i, workers), directory)
+        WorkerSpec(config, url, None, None, False, run_id, Part(i, workers), directory)
         for i in range(workers)
-    ]  # fmt: skip
+    ]
     run_workers(specs, Console(file=io.StringIO()))
     merged = merge(read_shards(DirectoryStore(directory)))
     lag = percentiles_ms(merged.lag)
@@ -60,10 +60,11 @@ def trial(url: str, workers: int, rate: float, seconds: float, scratch: Path) ->
     dropped = sum(merged.result.dropped.values())
     kept = lag["p99"] <= LAG_P99_MS and not dropped and not stats.errors
     per_worker = ", ".join(f"{percentiles_ms(w.lag)['p99']:.2f}" for w in merged.workers)
+    cpu = ", ".join(f"{w.cpu_per_operation * 1000:.3f}" for w in merged.workers)
     line = (
         f"  {workers} worker(s) at {rate:7.0f}/s: lag p99 {lag['p99']:6.2f} ms (per worker "
         f"{per_worker}), late {stats.late}, dropped {dropped}, errors {stats.errors}, achieved "
-        f"{stats.throughput:.0f}/s → {'kept' if kept else 'missed'}"
+        f"{stats.throughput:.0f}/s, CPU per operation {cpu} ms → {'kept' if kept else 'missed'}"
     )
     return kept, line
 
