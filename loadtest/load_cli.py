@@ -41,7 +41,6 @@ from loadtest.clock import SOURCES
 from loadtest.config import DEFAULT_MIX, LoadConfig, parse_mix
 from loadtest.linearizability import Verdict
 from loadtest.merge import merge
-from loadtest.phases import Phase
 from loadtest.plan import Part
 from loadtest.report import Report, analyse, print_console, write_report
 from loadtest.runner import Endpoints, RunResult, run_load
@@ -187,10 +186,10 @@ class LabRun:
         )
 
 
-def finish(report: Report, console: Console, out: Path | None, home: Path | None = None) -> LabRun:
+def finish(report: Report, console: Console, out: Path | None) -> LabRun:
     """Print ``report`` and write its files (into ``out``, else the run's directory)."""
     print_console(report, console)
-    directory = out or (home or default_home(os.environ)) / "load" / report.result.run_id
+    directory = out or default_home(os.environ) / "load" / report.result.run_id
     paths = write_report(report, directory)
     console.print(f"report: {paths['report']}  (JSON: {paths['json']})")
     return LabRun(report, paths)
@@ -202,12 +201,12 @@ def run_lab(
     console: Console,
     out: Path | None = None,
     check_timeout: float = 60.0,
-    phases: tuple[Phase, ...] = (),
+    clock: str = "host",
 ) -> LabRun:
     """Run the load, check the history, print the table and write the report files."""
-    result = asyncio.run(run_load(config, endpoints, console))
+    result = asyncio.run(run_load(config, endpoints, console, clock=clock))
     console.print(f"checking {len(result.records)} operations…")
-    return finish(analyse(result, check_timeout, phases=phases), console, out)
+    return finish(analyse(result, check_timeout), console, out)
 
 
 def run_lab_workers(
@@ -363,7 +362,9 @@ def _run(args: argparse.Namespace) -> int:
             authenticate=bool(args.target),
         )
     else:
-        lab = run_lab(config, endpoints_from(args), console, args.out, args.check_timeout)
+        lab = run_lab(
+            config, endpoints_from(args), console, args.out, args.check_timeout, clock=args.clock
+        )
     return 0 if lab.passed else 2
 
 

@@ -16,6 +16,7 @@ nothing of the parent's event loop or connections is inherited) running its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import time
 from dataclasses import dataclass
@@ -81,7 +82,8 @@ def _work(spec: WorkerSpec, channel: Connection) -> None:
         )
         channel.send(("done", write_shard(result, DirectoryStore(spec.shard_dir))))
     except BaseException as error:
-        channel.send(("failed", f"{type(error).__name__}: {error}"))
+        with contextlib.suppress(OSError):  # the coordinator may be gone already
+            channel.send(("failed", f"{type(error).__name__}: {error}"))
         raise
 
 
