@@ -10,7 +10,7 @@ Files written into the output directory:
 - ``report.json``: every figure, verdict and the encoded HDR histograms, ``"workers"`` (how
   many generators) with each one's scheduling lag, late starts and clock, and ``"phases"``
   when the run had them;
-- ``history.json``: the linearizability history (``caplab check history.json`` repeats the
+- ``history.json``: the ledger history (``caplab check history.json`` repeats the
   check); ``records.json``: every operation as recorded.
 
 matplotlib is imported only when a page is drawn.
@@ -35,11 +35,12 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtest.checks.bank import BankResult, check_bank
-from loadtest.checks.linearizable import check_linearizable, ledger_history
+from loadtest.checks.serializable import check_serializable, ledger_history
 from loadtest.checks.staleness import ModeStaleness, check_staleness
 from loadtest.checks.visibility import Visibility, check_visibility
 from loadtest.config import OPERATIONS, READ_MODES
-from loadtest.linearizability import CheckResult, Verdict, dump_history
+from loadtest.linearizability import LedgerResult, dump_history
+from loadtest.linearizability.ledger import PROPERTY
 from loadtest.merge import Merged, WorkerSummary
 from loadtest.phases import Phase, PhaseSummary, summarise, timeline
 from loadtest.records import resolved_view
@@ -62,7 +63,7 @@ class Report:
     result: RunResult
     stats: dict[str, KindStats]
     lag: HdrHistogram
-    linearizability: CheckResult
+    serializability: LedgerResult
     bank: BankResult
     staleness: dict[str, ModeStaleness]
     visibility: Visibility | None
@@ -90,7 +91,6 @@ def _only_worker(
 
 def analyse(
     result: RunResult,
-    check_timeout: float = 60.0,
     *,
     merged: Merged | None = None,
     phases: Sequence[Phase] = (),
@@ -107,7 +107,7 @@ def analyse(
         result=result,
         stats=stats,
         lag=lag,
-        linearizability=check_linearizable(checked, check_timeout),
+        serializability=check_serializable(checked),
         bank=check_bank(checked),
         staleness=check_staleness(checked),
         visibility=check_visibility(checked, VISIBILITY_EDGES_MS),
@@ -132,7 +132,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "per_worker": [w.to_json() for w in report.workers],
         "scheduling_lag_ms": percentiles_ms(report.lag),
         "modes": {kind: stats.to_json() for kind, stats in report.stats.items()},
-        "linearizability": report.linearizability.to_json(),
+        "strict_serializability": report.serializability.to_json(),
         "bank_invariant": report.bank.to_json(),
         "staleness": {mode: s.to_json() for mode, s in report.staleness.items()},
         "t_visibility": report.visibility.to_json() if report.visibility else None,
@@ -240,15 +240,12 @@ PHASE_HEADER = ["phase", "when", "mode", "answered", "availability", "p50 ms", "
 
 def verdicts(report: Report) -> list[tuple[str, str, bool]]:
     """(check, outcome, passed) lines shared by the console and the HTML page."""
-    lin = report.linearizability
-    failing = lin.failing_keys()
+    ledger = report.serializability
     lines = [
         (
-            "linearizability (strong reads, transfers)",
-            f"{lin.verdict}: {len(lin.keys)} accounts, {lin.operations} operations, "
-            f"{lin.seconds:.2f} s"
-            + (f"; failing: {', '.join(map(str, failing))}" if failing else ""),
-            lin.verdict is Verdict.LINEARIZABLE,
+            f"{PROPERTY} (strong reads, snapshots, transfers)",
+            f"{ledger.headline()}: {ledger.coverage()}",
+            ledger.passed,
         ),
         (
             "bank invariant (strong snapshots)",
@@ -342,9 +339,8 @@ def print_console(report: Report, console: Console) -> None:
     for check, outcome, passed in verdicts(report):
         mark = "[green]✓[/]" if passed else "[red]✗[/]"
         console.print(f"{mark} {check}: {outcome}", highlight=False)
-    for example in report.linearizability.counterexamples:
-        for line in example.lines(report.linearizability.model):
-            console.print(line, highlight=False, markup=False)
+    for line in report.serializability.lines():
+        console.print(line, highlight=False, markup=False)
 
 
 # ---- plots -----------------------------------------------------------------------------
@@ -521,10 +517,8 @@ def render_html(report: Report) -> str:
         f"{html.escape(outcome)}</li>"
         for check, outcome, passed in verdicts(report)
     )
-    counterexamples = "".join(
-        "<pre>" + html.escape("\n".join(c.lines(report.linearizability.model))) + "</pre>"
-        for c in report.linearizability.counterexamples
-    )
+    anomalies = report.serializability.lines()
+    counterexamples = f"<pre>{html.escape(chr(10).join(anomalies))}</pre>" if anomalies else ""
     lag = percentiles_ms(report.lag)
     sections = [
         ("What each read mode costs and gives up", _img("trade-off", tradeoff_plot(report))),

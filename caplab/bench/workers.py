@@ -27,7 +27,7 @@ from pathlib import Path
 from rich.console import Console
 
 from caplab.local import standin
-from loadtest.checks.linearizable import ledger_history
+from loadtest.checks.serializable import ledger_history
 from loadtest.config import LoadConfig
 from loadtest.linearizability import dump_history
 from loadtest.merge import merge

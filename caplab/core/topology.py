@@ -212,6 +212,9 @@ LEDGER_DDL = (
   RecordedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (PayoutId, Step),
   INTERLEAVE IN PARENT Payouts ON DELETE CASCADE""",
+    # The operation that wrote each account's current version ("create", a transfer id, or a
+    # payout step): what lets a history checker attribute every version it reads to its writer.
+    "ALTER TABLE Accounts ADD COLUMN LastWriter STRING(128)",
 )
 
 _PUSH_RETRY = RetryPolicy(minimum_backoff_seconds=1, maximum_backoff_seconds=60)

@@ -204,7 +204,12 @@ def create_app(
         return SnapshotOut(
             read_timestamp=rfc3339(read.read_timestamp),
             accounts=[
-                SnapshotAccount(account=r.account, balance_cents=r.balance_cents, version=r.version)
+                SnapshotAccount(
+                    account=r.account,
+                    balance_cents=r.balance_cents,
+                    version=r.version,
+                    last_writer=r.last_writer,
+                )
                 for r in rows
             ],
             total_cents=sum(r.balance_cents for r in rows),
@@ -322,6 +327,7 @@ def _account_out(
             "staleness": format_duration(bound) if bound is not None else None,
             "served_by": served_by,
             "cache_age": cache_age,
+            "last_writer": row.last_writer,
         }
     )
     return Response(out.model_dump_json(), media_type="application/json")

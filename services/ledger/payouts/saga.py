@@ -122,7 +122,13 @@ class PayoutStore:
                     field="body.amount_cents",
                 )
             payout_id = uuid.uuid4().hex
-            _move(transaction, account, balance - amount_cents, version + 1)
+            _move(
+                transaction,
+                account,
+                balance - amount_cents,
+                version + 1,
+                f"payout:{payout_id}:held",
+            )
             transaction.insert(
                 "Payouts",
                 (*PAYOUT_COLUMNS, "IdempotencyKey", "CreatedAt", "UpdatedAt"),
@@ -171,7 +177,13 @@ class PayoutStore:
                         )
                     )
                 )
-                _move(transaction, payout.account, balance + payout.amount_cents, version + 1)
+                _move(
+                    transaction,
+                    payout.account,
+                    balance + payout.amount_cents,
+                    version + 1,
+                    f"payout:{payout_id}:compensated",
+                )
             transaction.update(
                 "Payouts",
                 ("PayoutId", "State", "UpdatedAt"),
@@ -225,11 +237,13 @@ def _read_for_update(transaction: Any, payout_id: str) -> tuple[Payout, int]:
     return Payout.from_row(rows[0]), len(steps)
 
 
-def _move(transaction: Any, account: str, balance: int, version: int) -> None:
+def _move(transaction: Any, account: str, balance: int, version: int, writer: str) -> None:
+    """The account's new balance and version, recording ``writer`` (the payout step) as the
+    operation that produced that version."""
     transaction.update(
         "Accounts",
-        ("AccountId", "BalanceCents", "Version", "UpdatedAt"),
-        [(account, balance, version, spanner.COMMIT_TIMESTAMP)],
+        ("AccountId", "BalanceCents", "Version", "UpdatedAt", "LastWriter"),
+        [(account, balance, version, spanner.COMMIT_TIMESTAMP, writer)],
     )
 
 

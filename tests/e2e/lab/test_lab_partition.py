@@ -29,7 +29,7 @@ def test_partition_scenario_reports_three_phases_cp_and_ap(tmp_path: Path) -> No
     for mode in ("transfer", "strong"):
         assert healed["modes"][mode]["answered"] > 0, mode
     assert baseline["modes"]["strong"]["answered"] > 0
-    assert report["linearizability"]["verdict"] == "linearizable"
+    assert report["strict_serializability"]["verdict"] == "strictly serializable"
     assert report["bank_invariant"]["holds"]
     page = (out / "report.html").read_text()
     assert "alt='availability'" in page

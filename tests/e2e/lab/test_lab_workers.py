@@ -42,7 +42,7 @@ def test_two_workers_against_the_ledger_make_one_report_and_one_checked_history(
     assert report["workers"] == 2
     assert [w["worker"] for w in report["per_worker"]] == [0, 1]
     assert all(w["operations"] > 0 for w in report["per_worker"])
-    assert report["linearizability"]["verdict"] == "linearizable"
+    assert report["strict_serializability"]["verdict"] == "strictly serializable"
     assert sorted(p.name for p in (out / "shards").iterdir()) == [
         "shard-0000-of-0002.json.gz",
         "shard-0001-of-0002.json.gz",

@@ -62,6 +62,8 @@ def test_payouts_compensate_when_the_bank_stays_down_and_settle_once_when_it_rec
         lucky = _payout(http, ledger.url, payer_b, 4_000, f"{sink.url}/hooks/{flaky_hook}")
         assert doomed["state"] == lucky["state"] == "held"
         assert _balance(http, ledger.url, payer_a) == START_BALANCE - 2_500
+        held = http.get(f"{ledger.url}/v1/accounts/{payer_a}").json()["last_writer"]
+        assert held == f"payout:{doomed['payout_id']}:held"
 
         def ended(payout_id: str) -> Callable[[], dict | None]:
             def probe() -> dict | None:
@@ -86,6 +88,8 @@ def test_payouts_compensate_when_the_bank_stays_down_and_settle_once_when_it_rec
         assert states == ["held"] + ["bank_failed"] * (MAX_ATTEMPTS - 1) + ["compensated"]
         assert http.get(f"{sink.url}/hooks/{down_hook}").json()["received"] == MAX_ATTEMPTS
         assert _balance(http, ledger.url, payer_a) == START_BALANCE
+        restored = http.get(f"{ledger.url}/v1/accounts/{payer_a}").json()["last_writer"]
+        assert restored == f"payout:{doomed['payout_id']}:compensated"
 
 
 def test_payout_requests_are_idempotent(
