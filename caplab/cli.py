@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "chaos": "loadtest.chaos",
     "lab": "caplab.local.partition",
     "rowkeys": "loadtest.rowkeys.cli",
+    "deploy": "infra.deploy_check",
 }
 """Sub-command -> the module whose ``register(subparsers)`` declares it."""
 

@@ -45,11 +45,11 @@ class LoadJobArgs:
     project: pulumi.Input[str]
     region: pulumi.Input[str]
     image: pulumi.Input[str]
+    args: pulumi.Input[Sequence[str] | None]
+    """``["load"]``; None while the stack still runs the placeholder image."""
     services: Mapping[str, CloudRunService]
     """The deployed services by name; the job invokes those in :data:`TARGETS`."""
     deletion_protection: bool
-    image_ready: bool = True
-    """False while the stack still runs the placeholder image: no ``caplab`` arguments."""
     task_count: int = 20
     parallelism: int = 20
     task_timeout: str = "3600s"
@@ -144,7 +144,7 @@ class LoadJob(pulumi.ComponentResource):
                         containers=[
                             gcp.cloudrunv2.JobTemplateTemplateContainerArgs(
                                 image=args.image,
-                                args=["load"] if args.image_ready else None,
+                                args=args.args,
                                 envs=[
                                     gcp.cloudrunv2.JobTemplateTemplateContainerEnvArgs(
                                         name=key, value=value
