@@ -112,15 +112,10 @@ RESOURCES: dict[str, Needs] = {
         tuple(f"run.jobs.{verb}" for verb in _IAM_POLICY), "roles/run.admin", "job operators"
     ),
     "gcp:storage/bucket:Bucket": Needs(
-        (
-            "storage.buckets.create",
-            "storage.buckets.get",
-            "storage.buckets.update",
-            "storage.buckets.delete",
-        ),
+        tuple(f"storage.buckets.{verb}" for verb in ("create", "get", "update", "delete")),
         "roles/storage.admin",
         "the load job's shard bucket",
-    ),  # fmt: skip
+    ),
     "gcp:storage/bucketIAMMember:BucketIAMMember": Needs(
         tuple(f"storage.buckets.{verb}" for verb in _IAM_POLICY),
         "roles/storage.admin",
