@@ -108,9 +108,6 @@ RESOURCES: dict[str, Needs] = {
         "roles/run.admin",
         "the load lab's Cloud Run Job, running as its own account",
     ),
-    "gcp:cloudrunv2/jobIamMember:JobIamMember": Needs(
-        tuple(f"run.jobs.{verb}" for verb in _IAM_POLICY), "roles/run.admin", "job operators"
-    ),
     "gcp:storage/bucket:Bucket": Needs(
         tuple(f"storage.buckets.{verb}" for verb in ("create", "get", "update", "delete")),
         "roles/storage.admin",

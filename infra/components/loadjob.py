@@ -13,9 +13,9 @@ Least privilege:
   (``roles/storage.objectCreator``: it can neither read, overwrite nor delete a shard);
 - the bucket has uniform access, public access prevention enforced, and deletes shards after
   ``retention_days``;
-- the stack's ``invokers`` (the people allowed to load-test) may run the job with overrides
-  (``roles/run.developer`` on this job only) and read the shards
-  (``roles/storage.objectViewer`` on this bucket only).
+- the stack's ``invokers`` (the people allowed to load-test) may read the shards
+  (``roles/storage.objectViewer`` on this bucket only). Running the job with overrides needs
+  ``roles/run.developer`` on it, granted outside the program (docs/deploying.md).
 
 Tasks are never retried (``max_retries=0``): a retried task would replay its part off
 schedule; the merge instead names a missing part.
@@ -35,7 +35,6 @@ JOB_NAME = "caplab-load"
 ACCOUNT_ID = "caplab-load-job"
 SHARD_WRITER_ROLE = "roles/storage.objectCreator"
 SHARD_READER_ROLE = "roles/storage.objectViewer"
-OPERATOR_ROLE = "roles/run.developer"
 TARGETS = ("ledger", "activity")
 """The services a load task calls."""
 
@@ -163,20 +162,6 @@ class LoadJob(pulumi.ComponentResource):
                 parent=self, depends_on=[*self.invoker_grants, *self.bucket_grants]
             ),
         )
-        self.operator_grants = [
-            gcp.cloudrunv2.JobIamMember(
-                f"{name}-operator-{i}",
-                gcp.cloudrunv2.JobIamMemberArgs(
-                    project=args.project,
-                    location=args.region,
-                    name=self.job.name,
-                    role=OPERATOR_ROLE,
-                    member=operator,
-                ),
-                child,
-            )
-            for i, operator in enumerate(args.operators)
-        ]
         self.register_outputs(
             {"job": self.job.name, "shards": self.shard_url, "service_account": self.account.email}
         )
