@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from caplab.core.signals import stop_on_sigterm
 from emulators import manager
@@ -28,6 +29,13 @@ pytest_plugins = [
     "tests.fixtures.cloudtasks",
     "tests.fixtures.infra",
 ]
+
+# Property tests never assert timings: Hypothesis's per-example deadline is off. The
+# "mutation" profile (`make mutation`) also fixes the examples, so a mutant's verdict does not
+# depend on the draw.
+settings.register_profile("caplab", deadline=None)
+settings.register_profile("mutation", deadline=None, derandomize=True, database=None)
+settings.load_profile("caplab")
 
 LAYERS = ("unit", "integration", "e2e")
 """Each test's layer is the first folder under ``tests/``: its marker is set from there."""

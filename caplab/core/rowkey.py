@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime
 
 DELIMITER = "#"
 _MAX_MICROS = 2**63 - 1
 _DIGITS = 19
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class InvalidKeyPart(ValueError):
@@ -69,6 +71,8 @@ def decode_page_token(token: str, prefix: bytes) -> bytes:
     """The row key inside ``token``; it must belong to ``prefix`` (a token from another
     account's feed is rejected, not silently applied)."""
     try:
+        if not _TOKEN.fullmatch(token):  # the decoder would skip such characters silently
+            raise ValueError("not URL-safe base64")
         key = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError) as error:
         raise InvalidKeyPart("page_token is not a token this service issued") from error
