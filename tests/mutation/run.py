@@ -10,10 +10,10 @@ where a timeout counts as killed (the change made a test hang) and a mutant no t
 counts as survived.
 
 The run happens in a copy of the work tree (``.caplab/mutation/``), so the tree stays
-untouched and mutmut's own ``mutants/`` folder and result cache survive between runs: a
-second run re-tests only the functions whose code or tests changed. mutmut reads its settings
-from ``pyproject.toml``; the copy's gets a ``[tool.mutmut]`` section written from
-``config.toml``.
+untouched; mutmut's ``mutants/`` folder there keeps the generated mutants and which tests cover
+which function between runs, but every run tests every mutant of the chosen modules again.
+mutmut reads its settings from ``pyproject.toml``; the copy's gets a ``[tool.mutmut]`` section
+written from ``config.toml``.
 
     python -m tests.mutation.run [--jobs N] [--module PATH ...]
 
@@ -155,10 +155,12 @@ def prepare_mutants(modules: list[Module]) -> None:
     shutil.rmtree(mutants / "tests", ignore_errors=True)
 
 
-def run_mutmut(jobs: int, selected: list[Module] | None) -> int:
-    """``mutmut run`` over every configured module, or only the mutants of ``selected``."""
+def run_mutmut(jobs: int, modules: list[Module]) -> int:
+    """``mutmut run`` over every mutant of ``modules``. Naming them makes mutmut test each
+    one again: left to itself it keeps a cached verdict, so a survivor would stay a survivor
+    after a new test that kills it."""
     mutmut = Path(sys.executable).with_name("mutmut")
-    names = [f"{module.dotted}.*" for module in selected or []]
+    names = [f"{module.dotted}.*" for module in modules]
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("CAPLAB_", "GOOGLE_"))}
     command = [str(mutmut), "run", "--max-children", str(jobs), *names]
     return subprocess.run(command, cwd=WORKDIR, env=environ).returncode
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     sync_copy()
     write_settings(modules)
     prepare_mutants(modules)
-    code = run_mutmut(args.jobs, selected)
+    code = run_mutmut(args.jobs, selected or modules)
     if code != 0:
         print(f"mutmut run exited with {code}", file=sys.stderr)
         return code

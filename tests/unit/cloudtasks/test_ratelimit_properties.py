@@ -132,6 +132,26 @@ def test_a_full_bucket_gives_its_capacity_at_once_then_waits(rate: int, capacity
         assert bucket.try_take(due)
 
 
+def test_a_token_due_now_is_available_now() -> None:
+    """The slack's purpose: at 0.999/s a token is 0.999 complete after 1 s (a float's worth
+    short of whole), and it counts as available at that instant, by both calls."""
+    bucket = TokenBucket(rate=0.999, capacity=1, now=0.0)
+    assert bucket.try_take(0.0)
+    assert bucket.next_token_at(1.0) == 1.0
+    assert bucket.try_take(1.0)
+    assert not bucket.try_take(1.0)
+
+
+def test_a_partly_spent_burst_is_available_at_once() -> None:
+    """With 1.5 tokens left a take needs no wait (one whole token is there)."""
+    bucket = TokenBucket(rate=1, capacity=3, now=0.0)
+    assert bucket.try_take(0.0)
+    assert bucket.try_take(0.0)
+    assert bucket.next_token_at(0.5) == 0.5
+    assert bucket.try_take(0.5)
+    assert bucket.next_token_at(0.5) == pytest.approx(1.0)
+
+
 def test_time_going_backwards_neither_refills_nor_breaks_the_bucket() -> None:
     """An earlier ``now`` (a clock step back) adds no tokens and later refills count from the
     latest time seen."""

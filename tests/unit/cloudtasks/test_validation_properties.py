@@ -119,10 +119,14 @@ def test_task_names_split_into_queue_and_id(
 @pytest.mark.parametrize("task_id", ["", "t" * 501, "a.b", "a b", "ä"])
 def test_bad_task_ids_are_invalid_and_named(task_id: str) -> None:
     """Task ids are letters, digits, hyphens and underscores, 1 to 500 of them."""
+    message = (
+        f'Task ID "{task_id}" can contain only letters ([A-Za-z]), numbers ([0-9]), hyphens '
+        "(-), or underscores (_). Task ID must between 1 and 500 characters."
+    )
     assert_refused(
         lambda: queue_of_task(f"projects/p/locations/l/queues/q/tasks/{task_id}", None),
         grpc.StatusCode.INVALID_ARGUMENT,
-        f'^Task ID "{task_id}" can contain only letters',
+        "^" + re.escape(message) + "$",
     )
 
 
@@ -192,7 +196,7 @@ def test_explicit_queue_settings_are_kept(
 
 
 def test_unset_queue_settings_get_the_defaults() -> None:
-    defaults = QueueDefaults(max_attempts=7, min_backoff=0.5, max_backoff=60, max_doublings=3,
+    defaults = QueueDefaults(max_attempts=7, min_backoff=2.5, max_backoff=60, max_doublings=3,
                              max_dispatches_per_second=42, max_concurrent_dispatches=9)  # fmt: skip
     made = queue()
     normalize_queue(made, defaults)
@@ -200,7 +204,7 @@ def test_unset_queue_settings_get_the_defaults() -> None:
     assert (limits.max_dispatches_per_second, limits.max_concurrent_dispatches) == (42, 9)
     assert limits.max_burst_size == 10  # derived from the default rate
     assert (retry.max_attempts, retry.max_doublings) == (7, 3)
-    assert (seconds(retry.min_backoff), seconds(retry.max_backoff)) == (0.5, 60)
+    assert (retry.min_backoff.ToNanoseconds(), seconds(retry.max_backoff)) == (2_500_000_000, 60)
 
 
 def test_a_given_burst_wins_over_the_derived_one() -> None:
@@ -366,6 +370,22 @@ def test_a_body_with_other_methods_is_invalid(method: str) -> None:
 def test_invalid_tasks_are_refused_naming_the_field(made: Any, message: str) -> None:
     assert_refused(
         lambda: normalize_task(made, NOW, LIMITS), grpc.StatusCode.INVALID_ARGUMENT, message
+    )
+
+
+def test_a_task_of_exactly_1_mb_is_accepted_and_one_byte_more_is_not() -> None:
+    """The size limit is inclusive: measured on the normalized task (defaults filled in)."""
+    probe = task(body=b"x" * 900_000)
+    normalize_task(probe, NOW, LIMITS)
+    body = 900_000 + (1024 * 1024 - probe.ByteSize())
+    exact = task(body=b"x" * body)
+    normalize_task(exact, NOW, LIMITS)
+    assert exact.ByteSize() == 1024 * 1024
+    over = task(body=b"x" * (body + 1))
+    assert_refused(
+        lambda: normalize_task(over, NOW, LIMITS),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        r"^Task size 1048577 bytes exceeds the maximum of 1048576 bytes\.$",
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -78,6 +80,21 @@ aware = st.datetimes(
     max_value=datetime(9998, 12, 31),
     timezones=st.sampled_from([UTC, timezone(timedelta(hours=5)), timezone(-timedelta(hours=8))]),
 )
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is not UTC (India, +05:30) for the test."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_timestamps_are_utc_whatever_the_local_time_zone(far_from_utc: None) -> None:
+    moment = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert rfc3339(moment) == "2026-01-01T12:00:00.000000Z"
 
 
 @given(aware)

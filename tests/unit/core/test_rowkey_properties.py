@@ -96,6 +96,12 @@ def test_prefix_end_bounds_exactly_the_keys_with_the_prefix(prefix: bytes, key: 
     assert (prefix <= prefix + key < end) is True
 
 
+def test_the_end_of_an_accounts_range_is_the_next_prefix() -> None:
+    """``acct-1#`` ends where ``acct-1$`` begins: the first key past the range."""
+    assert prefix_end(account_prefix("acct-1")) == b"acct-1$"
+    assert prefix_end(b"a\x00") == b"a\x01"
+
+
 @given(st.binary(min_size=1, max_size=40), st.binary(max_size=8))
 def test_page_tokens_round_trip_and_are_url_safe(key: bytes, prefix_cut: bytes) -> None:
     """A token is unpadded URL-safe base64 of the last key; it decodes to that key for the
@@ -112,7 +118,7 @@ def test_a_token_from_another_accounts_feed_is_refused(
 ) -> None:
     assume(account != other)
     token = encode_page_token(row_key(other, moment, transfer))
-    with pytest.raises(InvalidKeyPart, match="another account"):
+    with pytest.raises(InvalidKeyPart, match=r"^page_token belongs to another account's feed$"):
         decode_page_token(token, account_prefix(account))
 
 
@@ -120,13 +126,13 @@ def test_a_token_from_another_accounts_feed_is_refused(
 def test_a_token_that_is_not_base64_is_refused(token: str) -> None:
     """Not silently cleaned up: a character outside the URL-safe alphabet (or a bad length)
     makes the whole token invalid."""
-    with pytest.raises(InvalidKeyPart, match="not a token this service issued"):
+    with pytest.raises(InvalidKeyPart, match=r"^page_token is not a token this service issued$"):
         decode_page_token(token, b"")
 
 
 def test_padding_is_restored_before_decoding() -> None:
     """Tokens are sent without ``=``; 1 and 2 missing padding characters are both restored."""
-    for key in (b"a", b"ab", b"abc"):
+    for key in (b"a", b"ab", b"abc", b"ab\x17"):  # the last encodes to YWIX: no "=" to strip
         token = encode_page_token(key)
         assert "=" not in token
         assert base64.urlsafe_b64encode(key).decode().rstrip("=") == token

@@ -240,18 +240,41 @@ async def _boom() -> str:
     raise ConnectionError("down")
 
 
-def test_breaker_refusals_and_settings_describe_themselves() -> None:
-    breaker = CircuitBreaker("bank", failure_threshold=2, reset_timeout=3)
+async def test_breaker_refusals_and_settings_describe_themselves() -> None:
+    """Defaults: 5 consecutive failures open the breaker for 5 s. Refusals name the
+    downstream and when the next trial is due."""
+    clock = FakeClock()
+    breaker = CircuitBreaker("bank", clock=clock)
     assert breaker.snapshot() == {
-        "state": "closed", "consecutive_failures": 0, "failure_threshold": 2,
-        "reset_timeout_seconds": 3, "successes": 0, "failures": 0, "rejections": 0,
+        "state": "closed", "consecutive_failures": 0, "failure_threshold": 5,
+        "reset_timeout_seconds": 5.0, "successes": 0, "failures": 0, "rejections": 0,
         "opened": 0, "closed": 0,
     }  # fmt: skip
-    assert str(CircuitOpenError("bank", 1.234)) == "circuit 'bank' is open; next trial in 1.23s"
+    for _ in range(5):
+        with pytest.raises(ConnectionError):
+            await breaker.call(_boom)
+    clock.now += 3.766
+    with pytest.raises(CircuitOpenError) as refused:
+        await breaker.call(_ok)
+    assert str(refused.value) == "circuit 'bank' is open; next trial in 1.23s"
     assert str(BulkheadFullError("bank", 3)) == "bulkhead 'bank' is full (3 calls in flight)"
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match=r"^failure_threshold must be at least 1$"):
         CircuitBreaker("bank", failure_threshold=0)
     assert CircuitBreaker("bank", failure_threshold=1).failure_threshold == 1
+
+
+async def test_every_recovery_is_followed_by_a_fresh_trial_when_it_opens_again() -> None:
+    """Open, recover, open again: the second half-open period admits its own trial, and
+    each transition is counted."""
+    clock = FakeClock()
+    breaker = CircuitBreaker("bank", failure_threshold=1, reset_timeout=1, clock=clock)
+    for cycle in (1, 2):
+        with pytest.raises(ConnectionError):
+            await breaker.call(_boom)
+        clock.now += 1
+        assert await breaker.call(_ok) == "ok"
+        assert breaker.state is BreakerState.CLOSED
+        assert (breaker.counters.opened, breaker.counters.closed) == (cycle, cycle)
 
 
 async def test_an_open_breaker_takes_no_bulkhead_slot() -> None:
@@ -285,12 +308,15 @@ async def test_bulkhead_admits_exactly_its_limit(limit: int) -> None:
     assert bulkhead.in_flight == limit
     with pytest.raises(BulkheadFullError):
         await bulkhead.call(_ok)
+    with pytest.raises(BulkheadFullError) as refused:
+        await bulkhead.call(_ok)
+    assert str(refused.value) == f"bulkhead 'x' is full ({limit} calls in flight)"
     release.set_exception(ConnectionError("down"))
     results = await asyncio.gather(*held, return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results)
     assert await bulkhead.call(_ok) == "ok"
     assert bulkhead.snapshot() == {"limit": limit, "in_flight": 0, "peak": limit,
-                                   "rejections": 1}  # fmt: skip
+                                   "rejections": 2}  # fmt: skip
 
 
 def test_policy_reads_its_settings_with_duration_strings() -> None:
@@ -308,6 +334,7 @@ async def test_downstreams_share_one_policy_and_keep_one_entry_per_key() -> None
     downstreams = Downstreams(DownstreamPolicy(2, 7.0, 3, 0.5), clock=clock)
     first = downstreams["a"]
     assert downstreams["a"] is first
+    assert (first.name, first.breaker.name, first.bulkhead.name) == ("a", "a", "a")
     assert (first.breaker.failure_threshold, first.breaker.reset_timeout) == (2, 7.0)
     assert (first.bulkhead.limit, first.timeout) == (3, 0.5)
     for _ in range(2):
