@@ -10,8 +10,9 @@ where a timeout counts as killed (the change made a test hang) and a mutant no t
 counts as survived.
 
 The run happens in a copy of the work tree (``.caplab/mutation/``), so the tree stays
-untouched; mutmut's ``mutants/`` folder there keeps the generated mutants and which tests cover
-which function between runs, but every run tests every mutant of the chosen modules again.
+untouched; mutmut's ``mutants/`` folder there keeps the generated mutants between runs, but
+every run maps the tests to the functions they cover and tests every mutant of the chosen
+modules again.
 mutmut reads its settings from ``pyproject.toml``; the copy's gets a ``[tool.mutmut]`` section
 written from ``config.toml``.
 
@@ -146,13 +147,15 @@ def write_settings(modules: list[Module]) -> None:
 
 def prepare_mutants(modules: list[Module]) -> None:
     """Make mutmut regenerate what its cache cannot know about: a module without results yet
-    (its unmutated copy from an earlier run would pass for up to date) and the tests (deleted
-    test files must not linger in the copy)."""
+    (its unmutated copy from an earlier run would pass for up to date), the tests (deleted
+    test files must not linger in the copy) and which test covers which function (mutmut
+    notices new tests, not a changed test under an old name)."""
     mutants = WORKDIR / "mutants"
     for module in modules:
         if not (mutants / f"{module.path}.meta").exists():
             (mutants / module.path).unlink(missing_ok=True)
     shutil.rmtree(mutants / "tests", ignore_errors=True)
+    (mutants / "mutmut-stats.json").unlink(missing_ok=True)
 
 
 def run_mutmut(jobs: int, modules: list[Module]) -> int:
