@@ -28,6 +28,7 @@ pytest_plugins = [
     "tests.fixtures.fanout",
     "tests.fixtures.cloudtasks",
     "tests.fixtures.infra",
+    "tests.fixtures.bank",
 ]
 
 # Property tests never assert timings: Hypothesis's per-example deadline is off. The
