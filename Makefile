@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 .DEFAULT_GOAL := help
 .PHONY: help test test-unit demo up down status lint lock infra-check bench-up bench-ledger \
-	bench-fanout bench-tasks bench-lab bench-checker bench-workers clean
+	bench-fanout bench-tasks bench-lab bench-checker bench-workers mutation mutation-show clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -32,6 +32,14 @@ test: $(STAMP)
 ## test-unit: the fast layer only (no emulator, no network)
 test-unit: $(STAMP)
 	$(BIN)/pytest -m unit
+
+## mutation: mutmut over the modules in tests/mutation/config.toml; a score per module (slow)
+mutation: $(STAMP)
+	$(BIN)/python -m tests.mutation.run --jobs $(or $(JOBS),1) $(foreach m,$(MODULES),--module $(m))
+
+## mutation-show: the diff of one mutant (make mutation-show MUTANT=name)
+mutation-show: $(STAMP)
+	cd .caplab/mutation && ../../$(BIN)/mutmut show $(MUTANT)
 
 ## demo: the main job on the local stack (emulators, services, tours, lab), then tears down
 demo: $(STAMP)
