@@ -29,6 +29,9 @@ class LedgerSettings:
     """Whole-request bound on Spanner work; past it the request is a 503 + Retry-After."""
     push_auth: OidcVerifier
     """Who may push cache invalidations (verified in the cloud; the emulator signs nothing)."""
+    callers: OidcVerifier
+    """Verifies every caller's ID token (``CAPLAB_CALLER_*``; required on Cloud Run): the
+    identity logged with each transfer (:mod:`services.shared.identity`)."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LedgerSettings:
@@ -43,4 +46,5 @@ class LedgerSettings:
             cache_ttl=config("CAPLAB_LEDGER_CACHE_TTL", cast=parse_duration, default="30s"),
             deadline=config("CAPLAB_LEDGER_DEADLINE", cast=parse_duration, default="5s"),
             push_auth=OidcVerifier.from_config(config, "CAPLAB_PUSH"),
+            callers=OidcVerifier.from_config(config, "CAPLAB_CALLER", require_email=False),
         )

@@ -8,7 +8,12 @@
 - a Google API that is unreachable or timed out (``ServiceUnavailable``, ``DeadlineExceeded``,
   a retry deadline) becomes 503 with ``Retry-After``: the caller may try again;
 - ``/healthz`` (liveness: the process answers) and ``/readyz`` (readiness: the ``readiness``
-  callable, e.g. a Spanner ``SELECT 1``, succeeded within its deadline);
+  callable, e.g. a Spanner ``SELECT 1``, succeeded within its deadline). ``/readyz`` answers
+  ``ready`` or ``not ready`` and nothing else: why is logged, never answered (an exception's
+  text names resources);
+- a request body cap (:class:`HttpSettings`): a larger body is a 413 problem, read no further
+  (FastAPI's ``max_body_size``, which counts streamed bodies too);
+- caller verification when ``callers`` has an audience (:mod:`services.shared.identity`);
 - JSON logs carrying the request's Cloud Trace (:mod:`services.shared.logging`).
 
 Shutdown on SIGTERM is uvicorn's: stop accepting, finish in-flight requests, run the lifespan's
@@ -19,16 +24,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from google.api_core import exceptions as google_exceptions
+from starlette.config import Config
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from caplab.core.environment import config_from
+from services.shared.identity import CallerMiddleware
 from services.shared.logging import TraceMiddleware
+from services.shared.oidc import OidcVerifier
 from services.shared.problems import Problem, unavailable
 
 log = logging.getLogger(__name__)
@@ -43,6 +53,26 @@ DEPENDENCY_UNAVAILABLE: tuple[type[Exception], ...] = (
     TimeoutError,
 )
 """Errors meaning "a dependency did not answer in time": 503 + Retry-After, not 500."""
+
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+"""Every body a caplab service takes (a transfer, a webhook, a push envelope, a task) is a
+few kilobytes at most."""
+HTTP_ERROR_KINDS = {404: "not-found", 405: "method-not-allowed", 413: "content-too-large"}
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @classmethod
+    def from_config(cls, config: Config) -> HttpSettings:
+        """``CAPLAB_HTTP_MAX_BODY_BYTES`` (default 64 KiB)."""
+        return cls(
+            max_body_bytes=config(
+                "CAPLAB_HTTP_MAX_BODY_BYTES", cast=int, default=DEFAULT_MAX_BODY_BYTES
+            )
+        )
 
 
 def field_name(location: tuple[int | str, ...] | list[int | str]) -> str:
@@ -72,13 +102,21 @@ def create_app(
     project: str,
     readiness: Readiness | None = None,
     readiness_timeout: float = 2.0,
+    http: HttpSettings | None = None,
+    callers: OidcVerifier | None = None,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
-    """A FastAPI app with problem+json errors, ``/healthz``, ``/readyz`` and trace logging.
+    """A FastAPI app with problem+json errors, ``/healthz``, ``/readyz``, a body cap, caller
+    verification (when ``callers`` has an audience) and trace logging.
 
+    ``http`` defaults to :meth:`HttpSettings.from_config` over the environment;
     ``fastapi_kwargs`` go to :class:`FastAPI` (``lifespan``, ``version``, ``description``).
     """
-    app = FastAPI(title=title, **fastapi_kwargs)
+    http = http or HttpSettings.from_config(config_from())
+    app = FastAPI(title=title, max_body_size=http.max_body_bytes, **fastapi_kwargs)
+    if callers is not None:
+        app.add_middleware(CallerMiddleware, verifier=callers)
+    # Added last, so outermost: a 401 from the caller check is logged with its trace too.
     app.add_middleware(TraceMiddleware, project=project)
 
     @app.exception_handler(Problem)
@@ -91,7 +129,7 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:
-        kind = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        kind = HTTP_ERROR_KINDS.get(error.status_code, "http-error")
         problem = Problem(error.status_code, kind, str(error.detail), headers=error.headers)
         return problem.response(instance=request.url.path)
 
@@ -125,9 +163,9 @@ def create_app(
             try:
                 with anyio.fail_after(readiness_timeout):
                     await anyio.to_thread.run_sync(readiness, abandon_on_cancel=True)
-            except Exception as error:  # any failure means "not ready"; say which
-                detail = f"not ready: {type(error).__name__}: {error}"
-                return unavailable(detail).response(instance="/readyz")
+            except Exception as error:  # any failure means "not ready"; the log says which
+                log.warning("not ready: %s: %s", type(error).__name__, error)
+                return unavailable("not ready").response(instance="/readyz")
         return JSONResponse({"status": "ready"})
 
     return app
