@@ -11,8 +11,8 @@
   callable, e.g. a Spanner ``SELECT 1``, succeeded within its deadline). ``/readyz`` answers
   ``ready`` or ``not ready`` and nothing else: why is logged, never answered (an exception's
   text names resources);
-- a request body cap (:class:`HttpSettings`): a larger body is a 413 problem, read no further
-  (FastAPI's ``max_body_size``, which counts streamed bodies too);
+- a request body cap (:class:`HttpSettings`, :class:`BodyLimitMiddleware`): a larger body,
+  declared or streamed, is a 413 problem and is read no further;
 - caller verification when ``callers`` has an audience (:mod:`services.shared.identity`);
 - JSON logs carrying the request's Cloud Trace (:mod:`services.shared.logging`).
 
@@ -34,6 +34,7 @@ from google.api_core import exceptions as google_exceptions
 from starlette.config import Config
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caplab.core.environment import config_from
 from services.shared.identity import CallerMiddleware
@@ -75,6 +76,45 @@ class HttpSettings:
         )
 
 
+class BodyLimitMiddleware:
+    """Pure ASGI middleware capping request bodies at ``max_bytes``: a larger
+    ``Content-Length`` is answered 413 at once; a body streamed past the cap (chunked) stops
+    being read, and the read raises a 413 ``HTTPException`` the app answers as a problem.
+
+    Hand-written because FastAPI's own ``max_body_size`` answers a declared oversize body
+    with a plain-text 413, replacing the problem+json one this API promises."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> Problem:
+        return Problem(
+            413, "content-too-large", f"the request body exceeds {self.max_bytes} bytes"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large().response(instance=scope["path"])(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise StarletteHTTPException(413, self._too_large().detail)
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def field_name(location: tuple[int | str, ...] | list[int | str]) -> str:
     """A validation error location as a dotted field name: ``("body", "amount_cents")`` ->
     ``body.amount_cents``; a JSON syntax error's byte offset is dropped (``body``)."""
@@ -113,7 +153,8 @@ def create_app(
     ``fastapi_kwargs`` go to :class:`FastAPI` (``lifespan``, ``version``, ``description``).
     """
     http = http or HttpSettings.from_config(config_from())
-    app = FastAPI(title=title, max_body_size=http.max_body_bytes, **fastapi_kwargs)
+    app = FastAPI(title=title, **fastapi_kwargs)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=http.max_body_bytes)
     if callers is not None:
         app.add_middleware(CallerMiddleware, verifier=callers)
     # Added last, so outermost: a 401 from the caller check is logged with its trace too.
