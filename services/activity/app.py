@@ -15,7 +15,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, Query, Request, Response
+from fastapi import FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from caplab.core import rowkey
@@ -25,6 +25,7 @@ from caplab.core.topology import TOPOLOGY
 from services.activity import projection
 from services.shared.app import create_app as create_service_app
 from services.shared.events import TransferCommitted
+from services.shared.fields import ACCOUNT_ID_PATTERN
 from services.shared.oidc import OidcVerifier
 from services.shared.problems import invalid_field
 from services.shared.pubsub_push import DeadLetters, PushMessage, consume
@@ -71,7 +72,7 @@ def create_app(settings: ActivitySettings | None = None) -> FastAPI:
 
     @app.get("/v1/accounts/{account}/activity")
     async def activity(
-        account: str,
+        account: Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN)],
         limit: Annotated[int, Query(ge=1, le=projection.MAX_PAGE_SIZE)] = 20,
         page_token: Annotated[str | None, Query(max_length=512)] = None,
         consistency: Consistency = "eventual",

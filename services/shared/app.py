@@ -89,9 +89,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     def _too_large(self) -> Problem:
-        return Problem(
-            413, "content-too-large", f"the request body exceeds {self.max_bytes} bytes"
-        )
+        return Problem(413, "content-too-large", f"the request body exceeds {self.max_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
