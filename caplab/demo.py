@@ -5,8 +5,9 @@
 2. starts every service the way ``caplab serve`` does (ledger, outbox relay, activity,
    notifier, webhook sink), each with ``caplab service <name>``, the container's command;
 3. tours the ledger (CP vs AP reads), the Cloud Tasks emulator (backoff, rate limit, OIDC),
-   the fan-out (read model, webhooks, payout saga), then runs the load-and-consistency lab
-   for ``--seconds`` and prints where its report is;
+   the fan-out (read model, webhooks, payout saga), compares Bigtable row-key designs for a
+   few seconds (``caplab rowkeys``), then runs the load-and-consistency lab for ``--seconds``
+   and prints where its report is;
 4. always stops what it started — services first, then the emulators it brought up (a stack
    the user started with ``make up`` stays up) — even when a step fails or is interrupted.
 """
@@ -36,6 +37,7 @@ def run(console: Console, seconds: float) -> Path:
     from caplab.local.tours import fanout as fanout_tour
     from caplab.local.tours import ledger as ledger_tour
     from loadtest import demo as lab_demo
+    from loadtest.rowkeys import cli as rowkeys
 
     config = manager.running_config(manager.StackConfig.from_environ())
     console.rule("services")
@@ -50,6 +52,8 @@ def run(console: Console, seconds: float) -> Path:
         ledger_tour.run(console, urls["ledger"])
         tasks_tour.run(console)
         fanout_tour.run(console, urls)
+        with manager.exported(environ):
+            rowkeys.demo(console)
         return lab_demo.run(console, urls["ledger"], urls["activity"], seconds=seconds)
 
 

@@ -11,8 +11,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, Path, Query, Request, Response
@@ -20,10 +20,12 @@ from fastapi.responses import JSONResponse
 
 from caplab.core import rowkey
 from caplab.core.clients import ClientFactory
+from caplab.core.durations import parse_duration
 from caplab.core.environment import GcpSettings, config_from
 from caplab.core.topology import TOPOLOGY
 from services.activity import projection
 from services.shared.app import create_app as create_service_app
+from services.shared.deadline import run_with_deadline
 from services.shared.events import TransferCommitted
 from services.shared.fields import ACCOUNT_ID_PATTERN
 from services.shared.oidc import OidcVerifier
@@ -38,6 +40,9 @@ Consistency = Literal["eventual", "read-your-writes"]
 class ActivitySettings:
     gcp: GcpSettings
     push_auth: OidcVerifier
+    deadline: timedelta
+    """Bound on each Bigtable call a request makes (past it: 503 + Retry-After, and Pub/Sub
+    redelivers a push)."""
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> ActivitySettings:
@@ -45,12 +50,14 @@ class ActivitySettings:
         return cls(
             gcp=GcpSettings.from_config(config),
             push_auth=OidcVerifier.from_config(config, "CAPLAB_PUSH"),
+            deadline=config("CAPLAB_ACTIVITY_DEADLINE", cast=parse_duration, default="5s"),
         )
 
 
 def create_app(settings: ActivitySettings | None = None) -> FastAPI:
     settings = settings or ActivitySettings.from_environ()
     clients = ClientFactory(settings.gcp)
+    deadline = settings.deadline.total_seconds()
     dead_letters = DeadLetters(clients.publisher, settings.gcp)
     writer = clients.bigtable_table(projection.TABLE)
     readers = {
@@ -64,7 +71,7 @@ def create_app(settings: ActivitySettings | None = None) -> FastAPI:
     )
 
     async def project(event: TransferCommitted, message: PushMessage) -> None:
-        await asyncio.to_thread(projection.project, writer, event)
+        await run_with_deadline(deadline, projection.project, writer, event)
 
     @app.post(SUBSCRIPTION.path, status_code=204)
     async def on_transfer_event(request: Request) -> Response:
@@ -78,8 +85,8 @@ def create_app(settings: ActivitySettings | None = None) -> FastAPI:
         consistency: Consistency = "eventual",
     ) -> Response:
         try:
-            page = await asyncio.to_thread(
-                projection.read_feed, readers[consistency], account, limit, page_token
+            page = await run_with_deadline(
+                deadline, projection.read_feed, readers[consistency], account, limit, page_token
             )
         except rowkey.InvalidKeyPart as error:
             field = "query.page_token" if "page_token" in str(error) else "path.account"
