@@ -31,7 +31,8 @@ def ensure_spanner(
     project: str = LOCAL_PROJECT,
 ) -> Database:
     """The Spanner instance and database, created with the topology's DDL when missing;
-    tables the DDL declares but the database lacks are added."""
+    tables the DDL declares but the database lacks are added. The DDL's access control
+    (roles, grants) is left out: the emulator has none and refuses ``CREATE ROLE``."""
     from google.api_core.exceptions import AlreadyExists
     from google.cloud import spanner
 
@@ -51,7 +52,7 @@ def ensure_spanner(
         with contextlib.suppress(AlreadyExists):
             database.create().result(timeout=60)
     database.reload()
-    missing = _missing_ddl(declared.ddl, list(database.ddl_statements))
+    missing = _missing_ddl(declared.schema(), list(database.ddl_statements))
     if missing:
         database.update_ddl(missing).result(timeout=60)
     return database

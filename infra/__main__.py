@@ -42,8 +42,21 @@ own_environment: dict[str, dict[str, pulumi.Input[str]]] = {
     # Task handlers put their own URL in the tasks they create; the deterministic Cloud Run
     # URL is known before the service exists.
     "notifier": {"CAPLAB_NOTIFIER_URL": run_url("notifier", project_number, settings.region)},
-    "ledger": {"CAPLAB_LEDGER_URL": run_url("ledger", project_number, settings.region)},
+    "ledger": {
+        "CAPLAB_LEDGER_URL": run_url("ledger", project_number, settings.region),
+        # The ledger verifies its callers' ID tokens itself: its custom audience, or its URL
+        # (the audience `caplab load --target` asks for).
+        "CAPLAB_CALLER_AUDIENCE": pulumi.Output.concat(
+            catalogue.deployed("ledger").audience,
+            ",",
+            run_url("ledger", project_number, settings.region),
+        ),
+    },
 }
+# Each Spanner service connects with its own database role (fine-grained access control).
+for row in catalogue.DEPLOYED:
+    if row.database_role is not None:
+        own_environment.setdefault(row.name, {})["CAPLAB_SPANNER_DATABASE_ROLE"] = row.database_role
 services = {
     declared.name: CloudRunService(
         declared.name,
@@ -57,7 +70,7 @@ services = {
             min_instances=settings.min_instances,
             max_instances=settings.max_instances,
             deletion_protection=settings.deletion_protection,
-            public=declared.may_be_public and settings.public_api,
+            public=declared.read_only_api and settings.public_api,
             invokers=list(settings.invokers) if declared.external else [],
             receives_pushes=declared.name in push_targets,
             probes=settings.image is not None,
@@ -96,7 +109,11 @@ ledger = LedgerDatabase(
         processing_units=settings.spanner_processing_units,
         edition=settings.spanner_edition,
         deletion_protection=settings.deletion_protection,
-        users=members_where(lambda s: s.spanner),
+        role_users={
+            s.database_role: services[s.name].member
+            for s in catalogue.DEPLOYED
+            if s.database_role is not None
+        },
     ),
     after_apis,
 )
