@@ -140,16 +140,18 @@ def test_userinfo_never_leaves_in_urls_or_keys(url: str, redacted: str, key: str
 
 
 class Receiver:
-    """A loopback HTTP server that records each request's head and answers 204."""
+    """An HTTP server on ``host`` (a loopback address) that records each request's head and
+    answers 204."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str) -> None:
+        self.host = host
         self.heads: list[bytes] = []
         self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> Receiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -174,40 +176,43 @@ class Receiver:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as started:
+    """Listening on 127.0.0.2, where no name resolves to by itself: a connection arrives only
+    if the transport used the address the policy's resolver gave."""
+    async with Receiver("127.0.0.2") as started:
         yield started
 
 
 async def test_the_transport_connects_to_the_address_it_checked(receiver: Receiver) -> None:
-    """The name is resolved by the policy's resolver, and the connection goes to that
-    address; the request keeps the name in its Host header."""
+    """The name is resolved by the policy's resolver (``localhost`` -> 127.0.0.2 here, while
+    the system would say 127.0.0.1) and the connection goes to that address; the request
+    keeps the name in its Host header."""
     calls: list[str] = []
-    resolve = resolver_of({"hook.example": ["127.0.0.1"]}, calls)
+    resolve = resolver_of({"localhost": ["127.0.0.2"]}, calls)
     policy = UrlPolicy(https_only=False, allow_loopback=True)
     async with guarded_client(policy, resolve) as client:
-        response = await client.post(f"http://hook.example:{receiver.port}/x", content=b"{}")
+        response = await client.post(f"http://localhost:{receiver.port}/x", content=b"{}")
     assert response.status_code == 204
-    assert calls == ["hook.example"]
-    assert f"host: hook.example:{receiver.port}".encode() in receiver.heads[0].lower()
+    assert calls == ["localhost"]
+    assert f"host: localhost:{receiver.port}".encode() in receiver.heads[0].lower()
 
 
 async def test_a_name_rebound_to_a_refused_address_is_refused_at_send_time(
     receiver: Receiver,
 ) -> None:
-    """Registered while it resolved to loopback (allowed here), the name resolves to a
-    private address when the delivery is sent: refused before any connection, and the
-    breaker counts it as neither success nor failure."""
-    answers = [["127.0.0.1"], ["10.0.0.9"]]
+    """Registered while it resolved to a public address, the name resolves to a refused one
+    (loopback, in a policy without the opt-in) when the delivery is sent: refused before any
+    connection, and the breaker counts it as neither success nor failure."""
+    answers = [["8.8.8.8"], ["127.0.0.2"]]
 
     async def rebinding(host: str, port: int) -> list[IpAddress]:
         return [ipaddress.ip_address(a) for a in answers.pop(0)]
 
-    policy = UrlPolicy(https_only=False, allow_loopback=True)
+    policy = UrlPolicy(https_only=False, allowed_ports=frozenset({receiver.port}))
     url = f"http://rebind.example:{receiver.port}/x"
     await policy.check(url, rebinding)
     downstreams = Downstreams()
     async with guarded_client(policy, rebinding) as client:
-        with pytest.raises(UnsafeUrl, match=re.escape("10.0.0.9 is a private address")):
+        with pytest.raises(UnsafeUrl, match=re.escape("127.0.0.2 is a loopback address")):
             await post_json(client, downstreams, url, "event-1", {"a": 1})
     assert receiver.connections == 0
     breaker = downstreams[downstream_key(url)].breaker.counters
