@@ -152,8 +152,8 @@ def test_log_lines_never_carry_url_userinfo() -> None:
 
 
 async def test_bodies_over_the_cap_are_413_problems() -> None:
-    """A declared or streamed body past the cap is a 413 problem+json; one at the cap
-    passes."""
+    """A declared or streamed body past the cap is a 413 problem+json, even on a route that
+    would not read it (refused on its Content-Length alone); one at the cap passes."""
     app = create_app("probe", project="p", http=HttpSettings(max_body_bytes=100))
 
     @app.post("/echo")
@@ -182,3 +182,5 @@ async def test_bodies_over_the_cap_are_413_problems() -> None:
             assert response.status_code == 413, path
             assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
             assert response.json()["type"].endswith("/content-too-large")
+        unread = await client.request("GET", "/healthz", content=b"x" * 101)
+        assert unread.status_code == 413
