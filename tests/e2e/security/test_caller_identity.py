@@ -21,16 +21,29 @@ from caplab.local import launcher
 from loadtest.config import LoadConfig
 from loadtest.load_cli import endpoints_from
 from loadtest.runner import Endpoints, run_load
-from tests.fixtures.security import Issuer, RunService, log_entries
+from tests.fixtures.security import Issuer, log_entries, running_service
 
 ALICE = "alice@caplab-test.iam.gserviceaccount.com"
 
 
-@pytest.fixture
-def ledger(issuer: Issuer, run_service: RunService) -> Iterator[launcher.RunningService]:
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    """One issuer for the module's ledger (the session's fixture is per test)."""
+    started = Issuer()
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@pytest.fixture(scope="module")
+def ledger(
+    issuer: Issuer, service_environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[launcher.RunningService]:
     """A ledger verifying callers against ``issuer``, for its custom audience and its URL."""
     env = issuer.settings("CAPLAB_CALLER", "caplab-ledger,{url}")
-    with run_service("ledger", env) as service:
+    log_dir = tmp_path_factory.mktemp("caller-identity")
+    with running_service(service_environ, log_dir, "ledger", env) as service:
         yield service
 
 
