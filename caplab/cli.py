@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "load": "loadtest.load_cli",
     "chaos": "loadtest.chaos",
     "rowkeys": "loadtest.rowkeys.cli",
+    "deploy": "infra.deploy_check",
 }
 """Sub-command -> the module whose ``register(subparsers)`` declares it."""
 

@@ -3,7 +3,8 @@
 1. brings the emulators up (the three official ones and caplab's Cloud Tasks emulator) and
    bootstraps the topology; prints the status table and the ``env`` lines;
 2. starts every service the way ``caplab serve`` does (ledger, outbox relay, activity,
-   notifier, webhook sink), each with ``caplab service <name>``, the container's command;
+   notifier, webhook sink, stand-in bank), each with ``caplab service <name>``, the
+   container's command;
 3. tours the ledger (CP vs AP reads), the Cloud Tasks emulator (backoff, rate limit, OIDC),
    the fan-out (read model, webhooks, payout saga), compares Bigtable row-key designs for a
    few seconds (``caplab rowkeys``), then runs the load-and-consistency lab for ``--seconds``
@@ -41,7 +42,11 @@ def run(console: Console, seconds: float) -> Path:
 
     config = manager.running_config(manager.StackConfig.from_environ())
     console.rule("services")
-    environ = dict(os.environ, **manager.client_environment(config))
+    environ = {
+        **launcher.stand_in_environment(local_service_urls()),
+        **os.environ,
+        **manager.client_environment(config),
+    }
     with manager.exported(environ):
         bootstrap.ensure_pubsub(local_service_urls())
     ports = catalogue.local_ports()

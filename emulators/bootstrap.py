@@ -30,9 +30,13 @@ def ensure_spanner(
     topology: Topology = TOPOLOGY,
     project: str = LOCAL_PROJECT,
 ) -> Database:
-    """The Spanner instance and database, created with the topology's DDL when missing;
-    tables the DDL declares but the database lacks are added. The DDL's access control
-    (roles, grants) is left out: the emulator has none and refuses ``CREATE ROLE``."""
+    """The Spanner instance and database, with every migration of the topology applied in
+    order. Each migration runs as one schema update whose operation id is the migration's
+    id: Spanner answers ``ALREADY_EXISTS`` for an id it has run, so applied migrations are
+    skipped and a migration appended since the last run is applied (the cloud's database
+    gets the same statements, in the same order, through the Pulumi program). Roles and
+    grants are left out: the emulator has no fine-grained access control and refuses
+    ``CREATE ROLE``."""
     from google.api_core.exceptions import AlreadyExists
     from google.cloud import spanner
 
@@ -51,22 +55,14 @@ def ensure_spanner(
     if not database.exists():
         with contextlib.suppress(AlreadyExists):
             database.create().result(timeout=60)
+    for migration in declared.migrations:
+        statements = migration.schema()
+        if not statements:
+            continue
+        with contextlib.suppress(AlreadyExists):
+            database.update_ddl(list(statements), operation_id=migration.id).result(timeout=60)
     database.reload()
-    missing = _missing_ddl(declared.schema(), list(database.ddl_statements))
-    if missing:
-        database.update_ddl(missing).result(timeout=60)
     return database
-
-
-def _object_name(statement: str) -> str:
-    """``CREATE TABLE X`` / ``CREATE INDEX X ON ...`` -> ``X``."""
-    words = statement.split()
-    return words[2] if words[:2] != ["CREATE", "UNIQUE"] else words[3]
-
-
-def _missing_ddl(declared: tuple[str, ...], existing: list[str]) -> list[str]:
-    present = {_object_name(statement) for statement in existing}
-    return [s for s in declared if _object_name(s) not in present]
 
 
 def ensure_pubsub(

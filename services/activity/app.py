@@ -7,13 +7,20 @@
   ``eventual`` (multi-cluster routing: any cluster answers, possibly behind) or
   ``read-your-writes`` (single-cluster routing). The emulator accepts and ignores app
   profiles: locally both read the one copy there is.
+
+Writes go through the same app profile as read-your-writes reads (``CAPLAB_ACTIVITY_APP_PROFILE``,
+the topology's single-cluster profile unless set): with two replicated clusters, a write
+routed to the other cluster would not be visible to a read on the home cluster until
+replication caught up. Eventual reads may be served by either cluster, so they can miss
+writes not yet replicated there; Bigtable replication is eventually consistent and gives no
+bound on that delay (https://cloud.google.com/bigtable/docs/replication-overview).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -32,6 +39,9 @@ from services.shared.oidc import OidcVerifier
 from services.shared.problems import invalid_field
 from services.shared.pubsub_push import DeadLetters, PushMessage, consume
 
+if TYPE_CHECKING:
+    from google.cloud.bigtable.table import Table
+
 SUBSCRIPTION = TOPOLOGY.subscription("activity-projector")
 Consistency = Literal["eventual", "read-your-writes"]
 
@@ -43,6 +53,8 @@ class ActivitySettings:
     deadline: timedelta
     """Bound on each Bigtable call a request makes (past it: 503 + Retry-After, and Pub/Sub
     redelivers a push)."""
+    app_profile: str
+    """The app profile of writes and of read-your-writes reads."""
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> ActivitySettings:
@@ -51,7 +63,23 @@ class ActivitySettings:
             gcp=GcpSettings.from_config(config),
             push_auth=OidcVerifier.from_config(config, "CAPLAB_PUSH"),
             deadline=config("CAPLAB_ACTIVITY_DEADLINE", cast=parse_duration, default="5s"),
+            app_profile=config(
+                "CAPLAB_ACTIVITY_APP_PROFILE",
+                default=TOPOLOGY.bigtable.app_profiles["read-your-writes"],
+            ),
         )
+
+
+def tables(clients: ClientFactory, settings: ActivitySettings) -> tuple[Table, dict[str, Table]]:
+    """The table the projection writes through, and the table each consistency reads
+    through: read-your-writes reads use the writer's own app profile."""
+    writer = clients.bigtable_table(projection.TABLE, app_profile_id=settings.app_profile)
+    eventual = TOPOLOGY.bigtable.app_profiles["eventual"]
+    readers = {
+        "eventual": clients.bigtable_table(projection.TABLE, app_profile_id=eventual),
+        "read-your-writes": writer,
+    }
+    return writer, readers
 
 
 def create_app(settings: ActivitySettings | None = None) -> FastAPI:
@@ -59,11 +87,7 @@ def create_app(settings: ActivitySettings | None = None) -> FastAPI:
     clients = ClientFactory(settings.gcp)
     deadline = settings.deadline.total_seconds()
     dead_letters = DeadLetters(clients.publisher, settings.gcp)
-    writer = clients.bigtable_table(projection.TABLE)
-    readers = {
-        name: clients.bigtable_table(projection.TABLE, app_profile_id=profile)
-        for name, profile in TOPOLOGY.bigtable.app_profiles.items()
-    }
+    writer, readers = tables(clients, settings)
     app = create_service_app(
         "caplab activity",
         project=settings.gcp.project,

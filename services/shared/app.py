@@ -8,9 +8,12 @@
 - a Google API that is unreachable or timed out (``ServiceUnavailable``, ``DeadlineExceeded``,
   a retry deadline) becomes 503 with ``Retry-After``: the caller may try again;
 - ``/healthz`` (liveness: the process answers) and ``/readyz`` (readiness: the ``readiness``
-  callable, e.g. a Spanner ``SELECT 1``, succeeded within its deadline). ``/readyz`` answers
-  ``ready`` or ``not ready`` and nothing else: why is logged, never answered (an exception's
-  text names resources);
+  callable, e.g. a Spanner ``SELECT 1``, succeeded within its deadline), also served as
+  ``/health`` and ``/ready``: Cloud Run reserves some paths ending in ``z`` on a service's
+  URL (https://cloud.google.com/run/docs/known-issues), so people and monitors use the
+  latter through the URL while Cloud Run's probes, which reach the container directly, keep
+  the former. Readiness answers ``ready`` or ``not ready`` and nothing else: why is logged,
+  never answered (an exception's text names resources);
 - a request body cap (:class:`HttpSettings`, :class:`BodyLimitMiddleware`): a larger body,
   declared or streamed, is a 413 problem and is read no further;
 - caller verification when ``callers`` has an audience (:mod:`services.shared.identity`);
@@ -187,24 +190,30 @@ def create_app(
         problem = Problem(500, "internal-error", "an unexpected error occurred; it was logged")
         return problem.response(instance=request.url.path)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    @app.get("/health", tags=["operations"], summary="Liveness: the process answers")
+    @app.get("/healthz", tags=["operations"], summary="Liveness (for probes)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    not_ready: dict[int | str, dict[str, Any]] = {
+        503: {"description": "not ready", "content": {"application/problem+json": {}}}
+    }
+
     @app.get(
-        "/readyz",
+        "/ready",
         tags=["operations"],
         summary="Readiness: dependencies reachable",
-        responses={503: {"description": "not ready", "content": {"application/problem+json": {}}}},
+        responses=not_ready,
     )
-    async def readyz() -> Response:
+    @app.get("/readyz", tags=["operations"], summary="Readiness (for probes)", responses=not_ready)
+    async def readyz(request: Request) -> Response:
         if readiness is not None:
             try:
                 with anyio.fail_after(readiness_timeout):
                     await anyio.to_thread.run_sync(readiness, abandon_on_cancel=True)
             except Exception as error:  # any failure means "not ready"; the log says which
                 log.warning("not ready: %s: %s", type(error).__name__, error)
-                return unavailable("not ready").response(instance="/readyz")
+                return unavailable("not ready").response(instance=request.url.path)
         return JSONResponse({"status": "ready"})
 
     return app

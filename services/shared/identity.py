@@ -12,7 +12,7 @@ its URL, the audience ``caplab load --target`` puts in its tokens), ``_ISSUER`` 
 ``_CERTS_URL``; on Cloud Run a service that verifies callers refuses to start without it.
 Locally nothing is configured and every caller is :data:`ANONYMOUS`.
 
-Every request except the probes (``/healthz``, ``/readyz``: Cloud Run's probes carry no
+Every request except the health paths (:data:`OPEN_PATHS`: Cloud Run's probes carry no
 token) then needs a valid token, or it is answered 401 problem+json. The identity is in
 ``request.state.caller``; handlers take it as a dependency (``caller: CallerDep``).
 
@@ -32,8 +32,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.shared.oidc import OidcVerifier, identity
 from services.shared.problems import unauthenticated
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-"""Paths Cloud Run's start-up and liveness probes call without a token."""
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/health", "/ready"})
+"""The health paths, which answer only "ok", "ready" or "not ready": Cloud Run's probes call
+the first two without a token; monitors use the others through the URL."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from tests.fixtures.security import Issuer, RunService
 
 DISCARD = "127.0.0.1:9"
 """Emulator address for processes that must not get far enough to call one."""
+DISCARD_URL = f"http://{DISCARD}"
 NOWHERE = {
     "SPANNER_EMULATOR_HOST": DISCARD,
     "PUBSUB_EMULATOR_HOST": DISCARD,
@@ -82,7 +83,8 @@ def test_loopback_webhooks_are_refused_on_cloud_run() -> None:
 def cloud_ledger_env(issuer: Issuer) -> dict[str, str]:
     """The ledger as the Pulumi program configures it, with this issuer standing in for
     Google's (all three verifiers point at it)."""
-    env = dict(CLOUD_RUN, CAPLAB_OUTBOUND_ALLOW_LOOPBACK="false")
+    # A bank is configured so that the payout task route exists (nothing here reaches it).
+    env = dict(CLOUD_RUN, CAPLAB_OUTBOUND_ALLOW_LOOPBACK="false", CAPLAB_BANK_URL=DISCARD_URL)
     for prefix in ("CAPLAB_PUSH", "CAPLAB_TASKS_INVOKER", "CAPLAB_CALLER"):
         env |= issuer.settings(prefix, "caplab-ledger")
     env["CAPLAB_CALLER_AUDIENCE"] = "caplab-ledger,{url}"

@@ -19,6 +19,7 @@ and kept from reaching anything outside 127.0.0.0/8:
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import uuid
@@ -30,9 +31,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation
 
-from caplab.core.topology import LOCAL_PROJECT, TOPOLOGY
+from caplab.core.topology import TOPOLOGY
 from caplab.local import launcher
-from emulators import manager
+from emulators import bootstrap, manager
 from tests.fixtures.services import ServiceRunner
 
 EXAMPLES_PER_OPERATION = 90
@@ -44,14 +45,13 @@ _AUTHORITY = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)")
 
 @pytest.fixture(scope="module")
 def fuzz_database(stack: manager.StackConfig) -> Iterator[str]:
-    """A database of its own on the emulator, with the topology's schema."""
-    from google.cloud import spanner
-
+    """A database of its own on the emulator, bootstrapped as the session's one is."""
     name = f"fuzz-{uuid.uuid4().hex[:10]}"
+    topology = dataclasses.replace(
+        TOPOLOGY, spanner=dataclasses.replace(TOPOLOGY.spanner, database=name)
+    )
     with manager.exported(manager.client_environment(stack)):
-        instance = spanner.Client(project=LOCAL_PROJECT).instance(TOPOLOGY.spanner.instance)
-    database = instance.database(name, ddl_statements=list(TOPOLOGY.spanner.schema()))
-    database.create().result(timeout=120)
+        database = bootstrap.ensure_spanner(topology=topology)
     try:
         yield name
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -31,8 +32,10 @@ from services.notifier.webhooks import WebhookStore
 from services.relay.outbox import OutboxRelay
 from services.shared.events import TRANSFER_COMMITTED, TransferEvent
 from services.shared.transactions import TransactionRunner, TransactionSettings
-from tests.fixtures.security import Recorder, granted
+from tests.fixtures.bank import BankControl
+from tests.fixtures.security import granted
 
+NOWHERE = "http://127.0.0.1:9"
 Used = set[tuple[str, str]]
 """(privilege, table) pairs a service used."""
 _TABLES_IN_SQL = re.compile(r"\b(?:FROM|JOIN)\s+(\w+)", re.IGNORECASE)
@@ -151,20 +154,21 @@ def test_the_emulator_has_no_fine_grained_access_control(gcp: GcpSettings) -> No
     store.unregister(account)
 
 
-def test_the_ledger_uses_only_what_its_role_grants(gcp: GcpSettings, recorder: Recorder) -> None:
+def test_the_ledger_uses_only_what_its_role_grants(gcp: GcpSettings, bank: BankControl) -> None:
     """Accounts, transfers (and their replay), every read mode, snapshots, transfer lookups,
-    and a payout through hold and settlement."""
+    and a payout from its hold through the bank call."""
     from services.ledger.app import create_app
     from services.ledger.settings import LedgerSettings
 
     used: Used = set()
-    settings = LedgerSettings.from_environ()
+    # Payout tasks go to a URL nobody serves: the test calls the task endpoint itself.
+    settings = LedgerSettings.from_environ(
+        {**os.environ, "CAPLAB_BANK_URL": bank.url, "CAPLAB_LEDGER_URL": NOWHERE}
+    )
     app = create_app(settings, RecordingClients(settings.gcp, used))
     payer, payee = (f"acct-{uuid.uuid4().hex[:12]}" for _ in range(2))
-    bank = f"http://127.0.0.1:{recorder.port}/bank"
-    # A base URL nobody serves: the payout task the emulator dispatches goes nowhere.
-    transport = httpx.ASGITransport(app=app)
-    with_client = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:9")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    with_client = httpx.AsyncClient(transport=transport, base_url=NOWHERE)
 
     async def drive() -> None:
         async with with_client as http:
@@ -184,7 +188,7 @@ def test_the_ledger_uses_only_what_its_role_grants(gcp: GcpSettings, recorder: R
             await http.get("/v1/snapshot", params={"accounts": f"{payer},{payee}"})
             payout = await http.post(
                 "/v1/payouts",
-                json={"account": payer, "amount_cents": 7, "bank_url": bank},
+                json={"account": payer, "amount_cents": 7},
                 headers={"Idempotency-Key": uuid.uuid4().hex},
             )
             assert payout.status_code == 201, payout.text

@@ -10,7 +10,6 @@ import pytest
 
 from caplab.core.errors import SettingError
 from services.activity.app import ActivitySettings
-from services.ledger.payouts.api import PayoutSettings
 from services.ledger.settings import LedgerSettings
 from services.notifier.app import NotifierSettings
 
@@ -18,8 +17,10 @@ CLOUD_RUN = {"K_SERVICE": "caplab-test"}
 Reader = Callable[[dict[str, str]], Any]
 
 READERS: Mapping[str, tuple[Reader, tuple[str, ...]]] = {
-    "ledger": (LedgerSettings.from_environ, ("CAPLAB_PUSH_AUDIENCE", "CAPLAB_CALLER_AUDIENCE")),
-    "ledger-payouts": (PayoutSettings.from_environ, ("CAPLAB_TASKS_INVOKER_AUDIENCE",)),
+    "ledger": (
+        LedgerSettings.from_environ,
+        ("CAPLAB_PUSH_AUDIENCE", "CAPLAB_CALLER_AUDIENCE", "CAPLAB_TASKS_INVOKER_AUDIENCE"),
+    ),
     "notifier": (
         NotifierSettings.from_environ,
         ("CAPLAB_PUSH_AUDIENCE", "CAPLAB_TASKS_INVOKER_AUDIENCE"),
