@@ -9,8 +9,8 @@ and kept from reaching anything outside 127.0.0.0/8:
 
 - they use a Spanner database of their own (same schema), so nothing they store reaches
   the session's services (a generated webhook is never delivered by them);
-- their own task targets are ``127.0.0.1:9`` (nothing listens): a payout or a delivery the
-  cases schedule is never carried out;
+- their own task targets, and the ledger's bank, are ``127.0.0.1:9`` (nothing listens): a
+  payout or a delivery the cases schedule is never carried out;
 - the notifier's delivery endpoint checks tokens (none is generated, so it refuses);
 - generated webhook URLs keep their path, query and port but get an address literal as
   host (loopback, or one the policy refuses), because a generated name would be resolved
@@ -36,7 +36,7 @@ from caplab.local import launcher
 from emulators import bootstrap, manager
 from tests.fixtures.services import ServiceRunner
 
-EXAMPLES_PER_OPERATION = 90
+EXAMPLES_PER_OPERATION = 100
 MINIMUM_CASES = 1000
 NOWHERE = "http://127.0.0.1:9"
 HOSTS = ("127.0.0.1:8089", "hook:pw@127.0.0.1", "10.1.2.3", "[::1]:9", "169.254.169.254")
@@ -62,7 +62,8 @@ def fuzz_database(stack: manager.StackConfig) -> Iterator[str]:
 def targets(services: ServiceRunner, fuzz_database: str) -> Iterator[dict[str, str]]:
     common = {"CAPLAB_SPANNER_DATABASE": fuzz_database}
     own = {
-        "ledger": {"CAPLAB_LEDGER_URL": NOWHERE},
+        # A bank nobody serves mounts the payout routes; their tasks go nowhere either.
+        "ledger": {"CAPLAB_LEDGER_URL": NOWHERE, "CAPLAB_BANK_URL": NOWHERE},
         "notifier": {
             "CAPLAB_NOTIFIER_URL": NOWHERE,
             "CAPLAB_TASKS_INVOKER_AUDIENCE": "caplab-notifier",
