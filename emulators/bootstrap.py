@@ -34,7 +34,9 @@ def ensure_spanner(
     order. Each migration runs as one schema update whose operation id is the migration's
     id: Spanner answers ``ALREADY_EXISTS`` for an id it has run, so applied migrations are
     skipped and a migration appended since the last run is applied (the cloud's database
-    gets the same statements, in the same order, through the Pulumi program)."""
+    gets the same statements, in the same order, through the Pulumi program). Roles and
+    grants are left out: the emulator has no fine-grained access control and refuses
+    ``CREATE ROLE``."""
     from google.api_core.exceptions import AlreadyExists
     from google.cloud import spanner
 
@@ -54,10 +56,11 @@ def ensure_spanner(
         with contextlib.suppress(AlreadyExists):
             database.create().result(timeout=60)
     for migration in declared.migrations:
+        statements = migration.schema()
+        if not statements:
+            continue
         with contextlib.suppress(AlreadyExists):
-            database.update_ddl(list(migration.statements), operation_id=migration.id).result(
-                timeout=60
-            )
+            database.update_ddl(list(statements), operation_id=migration.id).result(timeout=60)
     database.reload()
     return database
 

@@ -251,6 +251,9 @@ def client_environment(config: StackConfig) -> dict[str, str]:
             # For the same reason, services queue their read-write transactions instead of
             # letting the emulator abort them against each other (services/shared/transactions.py).
             "CAPLAB_SPANNER_MAX_CONCURRENT_TRANSACTIONS": "1",
+            # Local webhooks (the sink) listen on loopback, which the outbound URL policy
+            # refuses unless told otherwise (services/shared/urlguard.py).
+            "CAPLAB_OUTBOUND_ALLOW_LOOPBACK": "true",
         }
     )
     return env

@@ -88,7 +88,11 @@ ledger = LedgerDatabase(
         processing_units=settings.spanner_processing_units,
         edition=settings.spanner_edition,
         deletion_protection=settings.deletion_protection,
-        users=members_where(lambda s: s.spanner),
+        role_users={
+            s.database_role: identities[s.name].member
+            for s in catalogue.DEPLOYED
+            if s.database_role is not None
+        },
     ),
     after_apis,
 )
@@ -166,10 +170,21 @@ own_environment: dict[str, dict[str, pulumi.Input[str]]] = {
     # Task handlers put their own URL in the tasks they create; the deterministic Cloud Run
     # URL is known before the service exists.
     "notifier": {"CAPLAB_NOTIFIER_URL": urls["notifier"]},
-    "ledger": {"CAPLAB_LEDGER_URL": urls["ledger"]},
+    "ledger": {
+        "CAPLAB_LEDGER_URL": urls["ledger"],
+        # The ledger verifies its callers' ID tokens itself: its custom audience, or its URL
+        # (the audience `caplab load --target` asks for).
+        "CAPLAB_CALLER_AUDIENCE": pulumi.Output.concat(
+            catalogue.deployed("ledger").audience, ",", urls["ledger"]
+        ),
+    },
     # Writes and read-your-writes reads through the one single-cluster profile.
     "activity": {"CAPLAB_ACTIVITY_APP_PROFILE": TOPOLOGY.bigtable.app_profiles["read-your-writes"]},
 }
+# Each Spanner service connects with its own database role (fine-grained access control).
+for row in catalogue.DEPLOYED:
+    if row.database_role is not None:
+        own_environment.setdefault(row.name, {})["CAPLAB_SPANNER_DATABASE_ROLE"] = row.database_role
 environment: dict[str, pulumi.Input[str]] = dict(resource_environment(project, settings.region))
 services = {
     declared.name: CloudRunService(
@@ -187,7 +202,7 @@ services = {
             min_instances=settings.min_instances,
             max_instances=settings.max_instances,
             deletion_protection=settings.deletion_protection,
-            public=declared.may_be_public and settings.public_api,
+            public=declared.read_only_api and settings.public_api,
             invokers=list(settings.invokers) if declared.external else [],
             probes=deployed_image.apply(lambda ref: ref is not None),
             after=used_by(declared),

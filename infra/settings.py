@@ -36,7 +36,9 @@ class StackSettings:
     max_instances: int
     deletion_protection: bool
     public_api: bool
-    """Whether the ledger API accepts unauthenticated callers (``allUsers`` invoker)."""
+    """A public read-only demo: ``allUsers`` may invoke the services whose API only reads
+    (``read_only_api`` in the catalogue: the activity feed). False unless the stack says
+    so; no service with write routes is ever public (the policy pack refuses it)."""
     invokers: tuple[str, ...]
     """Extra IAM members (e.g. ``user:you@example.com``) allowed to call the ledger and
     activity APIs, e.g. to run the load lab against the cloud."""

@@ -29,6 +29,7 @@ pytest_plugins = [
     "tests.fixtures.cloudtasks",
     "tests.fixtures.infra",
     "tests.fixtures.bank",
+    "tests.fixtures.security",
 ]
 
 # Property tests never assert timings: Hypothesis's per-example deadline is off. The

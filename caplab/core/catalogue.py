@@ -37,12 +37,22 @@ class Service:
     """Queues whose tasks Cloud Tasks delivers to this service (with an OIDC token)."""
     always_on: bool = False
     """A background worker: at least one instance, CPU allocated outside requests."""
-    may_be_public: bool = False
-    """``caplab:publicApi`` may open this one to ``allUsers``."""
+    read_only_api: bool = False
+    """Every route a caller can reach only reads: the service's one kind of write route is a
+    push or task endpoint that checks its own OIDC token (and refuses to start on Cloud Run
+    without its audience). Only such a service may ever be public: ``caplab:publicApi`` opens
+    it to ``allUsers`` as a read-only demo, and the policy pack refuses ``allUsers`` on every
+    other service. A test checks the routes."""
 
     @property
     def account_id(self) -> str:
         return f"caplab-{self.name}"
+
+    @property
+    def database_role(self) -> str | None:
+        """The Spanner database role the service connects with (declared in the topology's
+        DDL), or ``None`` for a service without Spanner."""
+        return self.name if self.spanner else None
 
     @property
     def audience(self) -> str:
@@ -59,7 +69,6 @@ SERVICES: tuple[Service, ...] = (
         port=8081,
         factory="services.ledger.app:create_app",
         external=True,
-        may_be_public=True,
         spanner=True,
         enqueues=("payouts",),
         handles_queues=("payouts",),
@@ -77,6 +86,7 @@ SERVICES: tuple[Service, ...] = (
         port=8082,
         factory="services.activity.app:create_app",
         external=True,
+        read_only_api=True,
         bigtable=True,
     ),
     Service(

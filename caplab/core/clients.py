@@ -37,8 +37,11 @@ class ClientFactory:
 
     @functools.cached_property
     def spanner_database(self) -> Database:
+        """The database, its sessions created with the configured database role (if any)."""
         instance = self.spanner.instance(self.settings.spanner_instance)
-        return instance.database(self.settings.spanner_database)
+        return instance.database(
+            self.settings.spanner_database, database_role=self.settings.spanner_database_role
+        )
 
     @functools.cached_property
     def spanner_replica_database(self) -> Database:
@@ -60,7 +63,9 @@ class ClientFactory:
             else:
                 os.environ["SPANNER_EMULATOR_HOST"] = saved
         instance = client.instance(self.settings.spanner_instance)
-        return instance.database(self.settings.spanner_database)
+        return instance.database(
+            self.settings.spanner_database, database_role=self.settings.spanner_database_role
+        )
 
     @functools.cached_property
     def publisher(self) -> pubsub_v1.PublisherClient:

@@ -30,6 +30,12 @@ _FORMAT_UNITS = (
 )
 
 
+MAX_DURATION = timedelta.max
+"""The longest duration a ``timedelta`` holds (about 2.7 million years): beyond it, a string
+is refused before any arithmetic is done with it."""
+_MAX_NANOS = (MAX_DURATION // timedelta(microseconds=1)) * 1_000
+
+
 class DurationError(ValueError):
     """Raised for a string that is not a duration; the message says what is accepted."""
 
@@ -46,7 +52,9 @@ def parse_duration(text: str) -> timedelta:
         nanos = Decimal(match["number"]) * _NANOS_PER_UNIT[match["unit"]]
     except InvalidOperation as error:  # pragma: no cover - the regex admits only decimals
         raise DurationError(f"{text!r} is not a duration") from error
-    return timedelta(microseconds=float(nanos / 1_000))
+    if nanos > _MAX_NANOS:
+        raise DurationError(f"{text!r} is longer than any duration this service accepts")
+    return timedelta(microseconds=int((nanos / 1_000).to_integral_value()))
 
 
 def format_duration(value: timedelta) -> str:

@@ -61,6 +61,10 @@ class GcpSettings:
     bigtable_instance: str
     tasks_location: str
     cloud_tasks_emulator_host: str | None
+    spanner_database_role: str | None = None
+    """The Spanner database role the service's sessions use (fine-grained access control,
+    ``CAPLAB_SPANNER_DATABASE_ROLE``): set per service by the Pulumi program; unset locally,
+    where the emulator has no roles."""
     spanner_replica_emulator_host: str | None = None
     """Emulator address for stale reads only (the load lab's "replica link", a proxy it can
     partition separately from the leader link). Unset — always, in the cloud — stale reads use
@@ -77,6 +81,7 @@ class GcpSettings:
             ),
             tasks_location=config("CAPLAB_TASKS_LOCATION", default=DEFAULT_TASKS_LOCATION),
             cloud_tasks_emulator_host=config("CLOUD_TASKS_EMULATOR_HOST", default=None),
+            spanner_database_role=config("CAPLAB_SPANNER_DATABASE_ROLE", default=None) or None,
             spanner_replica_emulator_host=config("SPANNER_REPLICA_EMULATOR_HOST", default=None),
         )
 

@@ -4,8 +4,10 @@ CaplabError                  base: the CLI prints the message and exits non-zero
 ├── SdkNotFoundError         no Cloud SDK, or an emulator binary missing under it
 ├── JavaNotFoundError        the Pub/Sub emulator needs a Java runtime
 ├── PortInUseError           a port caplab wants is held by another process
-└── EmulatorNotReadyError    an emulator did not pass its readiness probe in time
-                             (carries the tail of its log)
+├── EmulatorNotReadyError    an emulator did not pass its readiness probe in time
+│                            (carries the tail of its log)
+└── SettingError             a service's settings are missing or unsafe where it runs
+                             (it refuses to start: fail closed)
 """
 
 from __future__ import annotations
@@ -39,3 +41,7 @@ class EmulatorNotReadyError(CaplabError):
         super().__init__(
             f"the {name} emulator is not ready: {reason}\n--- last lines of its log ---\n{log_tail}"
         )
+
+
+class SettingError(CaplabError):
+    """A setting is missing or unsafe for where the process runs; the message names it."""

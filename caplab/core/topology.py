@@ -45,6 +45,10 @@ class Migration:
         if not self.statements:
             raise ValueError(f"migration {self.id} has no statement")
 
+    def schema(self) -> tuple[str, ...]:
+        """The statements without access control (what the emulator runs)."""
+        return tuple(s for s in self.statements if not is_access_control(s))
+
 
 @dataclass(frozen=True)
 class SpannerDatabase:
@@ -67,11 +71,28 @@ class SpannerDatabase:
     def table_names(self) -> tuple[str, ...]:
         """Names of the tables the DDL creates, in declaration order."""
         names = []
-        for statement in self.ddl:
+        for statement in self.schema():
             words = statement.split()
             if words[:2] == ["CREATE", "TABLE"]:
                 names.append(words[2])
         return tuple(names)
+
+    def schema(self) -> tuple[str, ...]:
+        """The DDL without its access control: tables and indexes (what the emulator runs)."""
+        return tuple(s for s in self.ddl if not is_access_control(s))
+
+    def access_control(self) -> tuple[str, ...]:
+        """The ``CREATE ROLE`` and ``GRANT`` statements, in declaration order."""
+        return tuple(s for s in self.ddl if is_access_control(s))
+
+    def database_roles(self) -> tuple[str, ...]:
+        """The database roles the DDL creates."""
+        return tuple(s.split()[2] for s in self.access_control() if s.startswith("CREATE ROLE"))
+
+
+def is_access_control(statement: str) -> bool:
+    """Whether ``statement`` is fine-grained access control (``CREATE ROLE``, ``GRANT``)."""
+    return statement.startswith(("CREATE ROLE ", "GRANT "))
 
 
 @dataclass(frozen=True)
@@ -284,6 +305,28 @@ LEDGER_MIGRATIONS = (
             "OPTIONS (allow_commit_timestamp = true)",
             "ALTER TABLE PayoutSteps ADD COLUMN Event STRING(32)",
             "CREATE INDEX PayoutsByState ON Payouts (State, UpdatedAt)",
+        ),
+    ),
+    Migration(
+        # Fine-grained access control: one database role per service that uses Spanner,
+        # holding only the privileges its code needs (mutations: insert needs INSERT, update
+        # UPDATE, insert-or-update both, delete DELETE; reads, through indexes too, need
+        # SELECT). Each service connects with its role (CAPLAB_SPANNER_DATABASE_ROLE); the
+        # Pulumi program lets its service account use that role and no other. The emulator has
+        # no fine-grained access control: it runs the schema without these statements
+        # (SpannerDatabase.schema).
+        "m0006_database_roles",
+        (
+            "CREATE ROLE ledger",
+            "GRANT SELECT, INSERT, UPDATE ON TABLE Accounts, Payouts TO ROLE ledger",
+            "GRANT SELECT, INSERT ON TABLE Transfers, IdempotencyKeys, PayoutSteps TO ROLE ledger",
+            "GRANT INSERT ON TABLE Outbox TO ROLE ledger",
+            # The relay reads the outbox and stamps what it published; nothing else.
+            "CREATE ROLE relay",
+            "GRANT SELECT, UPDATE ON TABLE Outbox TO ROLE relay",
+            # The internet-facing notifier reads and writes webhook registrations only.
+            "CREATE ROLE notifier",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE Webhooks TO ROLE notifier",
         ),
     ),
 )

@@ -69,6 +69,15 @@ def dispatch_headers(request: Any, context: AttemptContext, signer: TokenSigner)
     return headers
 
 
+REDACTED = "Bearer <redacted>"
+
+
+def loggable(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` as the attempt log keeps them: an ``Authorization`` value (the OIDC or
+    OAuth token) is replaced by :data:`REDACTED`."""
+    return {k: REDACTED if k.lower() == "authorization" else v for k, v in headers.items()}
+
+
 def _authorization(request: Any, signer: TokenSigner) -> str | None:
     if request.HasField("oidc_token"):
         oidc = request.oidc_token
@@ -121,6 +130,10 @@ class HttpDispatcher:
             return Response(None, "DEADLINE_EXCEEDED")
         except aiohttp.ClientError as error:
             return Response(None, f"UNAVAILABLE: {type(error).__name__}: {error}")
+        except ValueError as error:
+            # A request aiohttp refuses to build (CreateTask validation should have refused
+            # it first): a failed attempt the retry policy ends, never a dead attempt.
+            return Response(None, f"UNAVAILABLE: invalid request: {error}")
 
     async def close(self) -> None:
         await self._session.close()

@@ -22,7 +22,13 @@ from google.api_core import exceptions as api_exceptions
 
 from emulators.cloudtasks.backoff import RETENTION_SECONDS, retry_delay, should_stop
 from emulators.cloudtasks.clock import Clock
-from emulators.cloudtasks.dispatch import AttemptContext, HttpDispatcher, Response, dispatch_headers
+from emulators.cloudtasks.dispatch import (
+    AttemptContext,
+    HttpDispatcher,
+    Response,
+    dispatch_headers,
+    loggable,
+)
 from emulators.cloudtasks.store import QueueRecord, TaskRecord, Tombstones
 from emulators.cloudtasks.tokens import TokenSigner
 from emulators.cloudtasks.validation import seconds
@@ -46,6 +52,7 @@ class AttemptRecord:
     error: str | None
     """Why no response: ``DEADLINE_EXCEEDED`` or ``UNAVAILABLE: ...``."""
     headers: dict[str, str]
+    """The headers sent, the ``Authorization`` token replaced by ``Bearer <redacted>``."""
     run_task: bool
     """Dispatched by RunTask rather than by the schedule."""
 
@@ -183,7 +190,7 @@ class Scheduler:
                 response_time=now,
                 status=response.status,
                 error=response.error,
-                headers=headers,
+                headers=loggable(headers),
                 run_task=run_task,
             )
         )

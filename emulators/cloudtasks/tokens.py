@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from typing import Any
 
 import jwt
@@ -19,6 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 TOKEN_LIFETIME_SECONDS = 3600
+MAX_CACHED_TOKENS = 1024
+"""Tokens kept for reuse; the least recently used goes first. A bounded ``OrderedDict``
+rather than a cache library: this bound is the only policy needed."""
 REUSE_MARGIN_SECONDS = 300
 JWKS_PATH = "/oauth2/v3/certs"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -33,8 +37,10 @@ class TokenSigner:
             :40
         ]
         self._public_jwk = {**public_jwk, "kid": self.key_id, "use": "sig", "alg": "RS256"}
-        self._cache: dict[tuple[str, str], tuple[str, float, float]] = {}
-        """(account, audience) -> (token, expiry, issue time)."""
+        self._cache: OrderedDict[tuple[str, str], tuple[str, float, float]] = OrderedDict()
+        """(account, audience) -> (token, expiry, issue time), least recently used first, at
+        most :data:`MAX_CACHED_TOKENS` (the audience defaults to the task URL, so a client
+        could otherwise grow it without bound)."""
 
     def id_token(self, service_account_email: str, audience: str, now: float | None = None) -> str:
         """An ID token as Cloud Tasks sends for ``oidc_token``: the service account is the
@@ -50,10 +56,18 @@ class TokenSigner:
         key = (service_account_email, audience)
         cached = self._cache.get(key)
         if cached is not None and cached[1] - now > REUSE_MARGIN_SECONDS and cached[2] <= now:
+            self._cache.move_to_end(key)
             return cached[0]
         token, expires = self._sign(service_account_email, audience, now)
         self._cache[key] = (token, expires, now)
+        self._cache.move_to_end(key)
+        while len(self._cache) > MAX_CACHED_TOKENS:
+            self._cache.popitem(last=False)
         return token
+
+    @property
+    def cached_tokens(self) -> int:
+        return len(self._cache)
 
     def _sign(self, service_account_email: str, audience: str, now: float) -> tuple[str, float]:
         issued = int(now)

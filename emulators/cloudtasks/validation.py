@@ -22,6 +22,11 @@ _QUEUE = re.compile(
 )
 _TASK = re.compile(r"(.+)/tasks/([^/]*)")
 _TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,500}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""RFC 9110 §5.1: a header name is a token."""
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""RFC 9110 §5.5: a field value holds visible characters, spaces and tabs only; CR and LF
+would end the header (request splitting)."""
 
 QUEUE_NAME_FORMAT = (
     'Queue name must be formatted: "projects/<PROJECT_ID>/locations/<LOCATION_ID>/queues/'
@@ -177,6 +182,14 @@ def normalize_task(task: Any, now: float, limits: TaskLimits) -> None:
         raise invalid(
             f"HttpRequest.body is allowed only with POST, PUT or PATCH, not with {method}."
         )
+    for key, value in request.headers.items():
+        if not _HEADER_NAME.fullmatch(key):
+            raise invalid(f'HttpRequest.headers: "{key}" is not a valid header name.')
+        if _HEADER_VALUE_FORBIDDEN.search(value):
+            raise invalid(
+                f'HttpRequest.headers: the value of "{key}" contains a control character '
+                "(CR, LF, NUL...), which no HTTP request may carry."
+            )
     header_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in request.headers.items())
     if header_bytes >= MAX_HEADERS_BYTES:
         raise invalid(f"HttpRequest.headers must total less than 80KB, got {header_bytes} bytes.")

@@ -1,8 +1,17 @@
-"""The ledger's Spanner instance and database, with the topology's DDL."""
+"""The ledger's Spanner instance and database, with the topology's DDL, and least-privilege
+access for the services: fine-grained access control.
+
+No service gets ``roles/spanner.databaseUser`` (read-write on every table, and DDL). Each gets
+``roles/spanner.fineGrainedAccessUser`` on the database (it may connect, with no privilege of
+its own) and ``roles/spanner.databaseRoleUser`` limited by an IAM condition to its one
+database role, whose privileges the DDL grants (``CREATE ROLE``/``GRANT`` in the topology).
+See https://cloud.google.com/spanner/docs/fgac-about and
+https://cloud.google.com/spanner/docs/configure-fgac.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
@@ -10,7 +19,16 @@ import pulumi_gcp as gcp
 
 from caplab.core.topology import SpannerDatabase
 
-DATABASE_USER_ROLE = "roles/spanner.databaseUser"
+FINE_GRAINED_ACCESS_USER = "roles/spanner.fineGrainedAccessUser"
+DATABASE_ROLE_USER = "roles/spanner.databaseRoleUser"
+
+
+def role_condition(role: str) -> str:
+    """The IAM condition that limits ``databaseRoleUser`` to the database role ``role``."""
+    return (
+        'resource.type == "spanner.googleapis.com/DatabaseRole" && '
+        f'resource.name.endsWith("/databaseRoles/{role}")'
+    )
 
 
 @dataclass
@@ -22,8 +40,8 @@ class LedgerDatabaseArgs:
     processing_units: pulumi.Input[int]
     edition: pulumi.Input[str]
     deletion_protection: bool
-    users: Sequence[pulumi.Input[str]] = field(default_factory=list)
-    """IAM members granted ``spanner.databaseUser`` on this database only."""
+    role_users: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Database role -> the IAM member that uses it (each service's account)."""
 
 
 class LedgerDatabase(pulumi.ComponentResource):
@@ -60,18 +78,30 @@ class LedgerDatabase(pulumi.ComponentResource):
             ),
             child,
         )
-        self.grants = [
-            gcp.spanner.DatabaseIAMMember(
-                f"{name}-user-{index}",
-                gcp.spanner.DatabaseIAMMemberArgs(
-                    project=args.project,
-                    instance=self.instance.name,
-                    database=self.database.name,
-                    role=DATABASE_USER_ROLE,
-                    member=member,
+        self.grants: list[gcp.spanner.DatabaseIAMMember] = []
+        for role, member in args.role_users.items():
+            for suffix, iam_role, condition in (
+                ("fgac", FINE_GRAINED_ACCESS_USER, None),
+                (
+                    "role",
+                    DATABASE_ROLE_USER,
+                    gcp.spanner.DatabaseIAMMemberConditionArgs(
+                        title=f"database role {role} only", expression=role_condition(role)
+                    ),
                 ),
-                child,
-            )
-            for index, member in enumerate(args.users)
-        ]
+            ):
+                self.grants.append(
+                    gcp.spanner.DatabaseIAMMember(
+                        f"{name}-{role}-{suffix}",
+                        gcp.spanner.DatabaseIAMMemberArgs(
+                            project=args.project,
+                            instance=self.instance.name,
+                            database=self.database.name,
+                            role=iam_role,
+                            member=member,
+                            condition=condition,
+                        ),
+                        child,
+                    )
+                )
         self.register_outputs({"instance": self.instance.name, "database": self.database.name})

@@ -6,6 +6,10 @@ can join an IAM grant to the service it names). Property names are the engine's 
 - ``no-public-invoker``: no ``allUsers``/``allAuthenticatedUsers`` on anything, except the
   Cloud Run invoker of the one service labelled public (the ledger API, when
   ``caplab:publicApi`` says so); no service bypasses invoker IAM.
+- ``no-public-write-routes``: whatever the labels say, no ``allUsers``/
+  ``allAuthenticatedUsers`` invoker (and no disabled invoker check) on a Cloud Run service
+  with write routes: only a service the catalogue declares ``read_only_api`` may be public;
+  a service the catalogue does not know counts as one with write routes.
 - ``dedicated-service-accounts``: every Cloud Run service and job runs as its own service
   account, never the default compute (or App Engine) one.
 - ``resource-scoped-roles``: no project-, folder- or organization-level IAM at all, and no
@@ -33,6 +37,8 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+
+from caplab.core import catalogue
 
 PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
 PUBLIC_LABEL = "caplab-public-api"
@@ -111,6 +117,41 @@ def _run_account(resource: Any) -> str:
     return str(template.get("serviceAccount") or "")
 
 
+def has_write_routes(service_name: str) -> bool:
+    """Whether the Cloud Run service ``caplab-<name>`` serves routes that change state (per
+    the catalogue); unknown services do, as far as this rule is concerned."""
+    try:
+        return not catalogue.deployed(service_name.removeprefix("caplab-")).read_only_api
+    except KeyError:
+        return True
+
+
+def _run_service_of(resource_type: str, props: Mapping[str, Any]) -> str | None:
+    """The Cloud Run service an IAM resource is on (v2 ``name``, v1 ``service``), if any."""
+    if not resource_type.startswith(("gcp:cloudrunv2/", "gcp:cloudrun/")):
+        return None
+    return str(props.get("name") or props.get("service") or "")
+
+
+def _validate_public_writes(args: StackValidationArgs, report: ReportViolation) -> None:
+    for resource in args.resources:
+        if resource.resource_type == RUN_SERVICE:
+            name = str(resource.props.get("name"))
+            if resource.props.get("invokerIamDisabled") and has_write_routes(name):
+                report(f"invoker IAM disabled on {name}, which has write routes", resource.urn)
+            continue
+        if not is_iam_grant(resource.resource_type):
+            continue
+        service = _run_service_of(resource.resource_type, resource.props)
+        if service is None or not has_write_routes(service):
+            continue
+        for role, member in grants(resource.props):
+            if member in PUBLIC_MEMBERS:
+                report(
+                    f"{member} granted {role} on {service}, which has write routes", resource.urn
+                )
+
+
 def _validate_service_accounts(args: StackValidationArgs, report: ReportViolation) -> None:
     accounts: Counter[str] = Counter()
     services = [r for r in args.resources if r.resource_type in (RUN_SERVICE, RUN_JOB)]
@@ -172,6 +213,11 @@ POLICIES: list[Policy] = [
         name="no-public-invoker",
         description="Only the declared public API may grant allUsers/allAuthenticatedUsers.",
         validate=_validate_public_invokers,
+    ),
+    StackValidationPolicy(
+        name="no-public-write-routes",
+        description="No allUsers/allAuthenticatedUsers on a Cloud Run service with write routes.",
+        validate=_validate_public_writes,
     ),
     StackValidationPolicy(
         name="dedicated-service-accounts",

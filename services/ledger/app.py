@@ -2,12 +2,18 @@
 caller chooses — and sees the price of — in every answer.
 
 Run it as the container does: ``PORT=8081 caplab service ledger``.
+
+In the cloud every request but the probes carries a Google ID token the ledger verifies
+(``CAPLAB_CALLER_AUDIENCE``; :mod:`services.shared.identity`); the caller's identity is
+logged with each account created and each transfer committed (fields ``caller``,
+``transfer_id``...). Locally the caller is ``anonymous``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Any
@@ -38,6 +44,7 @@ from services.shared.app import create_app as create_service_app
 from services.shared.deadline import run_with_deadline
 from services.shared.events import TransferCommitted
 from services.shared.fields import ACCOUNT_ID_PATTERN, HEX_ID_PATTERN
+from services.shared.identity import CallerDep
 from services.shared.problems import Problem, invalid_field, problem_responses
 from services.shared.pubsub_push import DeadLetters, PushMessage, consume
 from services.shared.transactions import TransactionRunner
@@ -45,6 +52,8 @@ from services.shared.transactions import TransactionRunner
 log = logging.getLogger(__name__)
 
 MAX_SNAPSHOT_ACCOUNTS = 100
+ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
+MAX_DURATION_TEXT = 32
 INVALIDATION = TOPOLOGY.subscription("ledger-cache-invalidation")
 SERVED_BY = {
     Consistency.STRONG: "leader",
@@ -91,6 +100,7 @@ def create_app(
         "caplab ledger",
         project=settings.gcp.project,
         readiness=store.ping,
+        callers=settings.callers,
         lifespan=lifespan,
         version="1.0.0",
         description=(
@@ -108,9 +118,15 @@ def create_app(
                          "model": AccountCreated}, **problem_responses(409, 422, 503)},
         tags=["accounts"],
     )  # fmt: skip
-    async def create_account(account: AccountIn, response: Response) -> AccountCreated:
+    async def create_account(
+        account: AccountIn, response: Response, caller: CallerDep
+    ) -> AccountCreated:
         row, created = await run_with_deadline(
             deadline, store.create_account, account.id, account.owner, account.balance_cents
+        )
+        log.info(
+            "account created" if created else "account create replayed",
+            extra={"fields": {"caller": caller.identity, "account": row.account}},
         )
         if not created:
             response.status_code = 200
@@ -134,7 +150,8 @@ def create_app(
         consistency: Consistency = Consistency.STRONG,
         staleness: Annotated[
             str | None,
-            Query(description="duration such as 10s, 1500ms or 2m; default 10s (exact/bounded) "
+            Query(max_length=MAX_DURATION_TEXT,
+                  description="duration such as 10s, 1500ms or 2m; default 10s (exact/bounded) "
                   "or the cache TTL (cached)"),
         ] = None,
     ) -> Response:  # fmt: skip
@@ -179,14 +196,23 @@ def create_app(
         summary="Several balances read at one timestamp (for invariants such as total money)",
     )
     async def snapshot(
-        accounts: Annotated[str, Query(description="comma-separated account ids")],
+        accounts: Annotated[
+            str,
+            Query(max_length=MAX_SNAPSHOT_ACCOUNTS * 65, description="comma-separated account ids"),
+        ],
         consistency: Consistency = Consistency.STRONG,
-        staleness: str | None = None,
+        staleness: Annotated[str | None, Query(max_length=MAX_DURATION_TEXT)] = None,
     ) -> SnapshotOut:
         ids = list(dict.fromkeys(a.strip() for a in accounts.split(",") if a.strip()))
         if not ids or len(ids) > MAX_SNAPSHOT_ACCOUNTS:
             raise invalid_field(
                 "query.accounts", f"name between 1 and {MAX_SNAPSHOT_ACCOUNTS} account ids"
+            )
+        malformed = [a for a in ids if not ACCOUNT_ID.fullmatch(a)]
+        if malformed:
+            raise invalid_field(
+                "query.accounts",
+                f"{len(malformed)} account ids do not match {ACCOUNT_ID_PATTERN}",
             )
         if consistency is Consistency.CACHED:
             raise invalid_field(
@@ -240,10 +266,23 @@ def create_app(
     async def create_transfer(
         transfer: TransferIn,
         response: Response,
+        caller: CallerDep,
         idempotency_key: idempotency.KeyHeader = None,
     ) -> Any:
         key = idempotency.required(idempotency_key, "POST /v1/transfers")
         result = await run_with_deadline(deadline, transfers.execute, key, transfer)
+        log.info(
+            "transfer replayed" if result.replayed else "transfer committed",
+            extra={
+                "fields": {
+                    "caller": caller.identity,
+                    "transfer_id": result.body.get("transfer_id"),
+                    "from": transfer.from_,
+                    "to": transfer.to,
+                    "amount_cents": transfer.amount_cents,
+                }
+            },
+        )
         response.status_code = result.status
         if result.replayed:
             response.headers["Idempotent-Replayed"] = "true"

@@ -43,6 +43,9 @@ class LedgerSettings:
     """Who may push cache invalidations (verified in the cloud; the emulator signs nothing)."""
     payouts: PayoutSettings
     """The bank and the saga's sweeper (``CAPLAB_BANK_*``, ``CAPLAB_PAYOUTS_*``)."""
+    callers: OidcVerifier
+    """Verifies every caller's ID token (``CAPLAB_CALLER_*``; required on Cloud Run): the
+    identity logged with each transfer (:mod:`services.shared.identity`)."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LedgerSettings:
@@ -61,4 +64,5 @@ class LedgerSettings:
             deadline=config("CAPLAB_LEDGER_DEADLINE", cast=parse_duration, default="5s"),
             push_auth=OidcVerifier.from_config(config, "CAPLAB_PUSH"),
             payouts=PayoutSettings.from_config(config),
+            callers=OidcVerifier.from_config(config, "CAPLAB_CALLER", require_email=False),
         )

@@ -1,21 +1,28 @@
 """The notifier service: ``transfer-events`` → Cloud Tasks → the accounts' webhooks.
 
-- ``PUT|GET|DELETE /v1/accounts/{account}/webhook``: an account's webhook registration.
+- ``PUT|GET|DELETE /v1/accounts/{account}/webhook``: an account's webhook registration. The
+  URL is checked by the outbound URL policy (:mod:`services.shared.urlguard`) when it is
+  registered (422 naming ``body.url``) and again, against the address it then resolves to,
+  when each delivery is sent; it is answered without its userinfo.
 - ``POST /pubsub/transfer-events``: push endpoint of subscription ``notifier``; schedules one
   task per registered side (:func:`services.notifier.delivery.schedule`) and acks once they
   exist. A Cloud Tasks failure answers 503, so Pub/Sub redelivers.
 - ``POST /tasks/webhook-delivery``: what the queue ``webhooks`` dispatches to. Answers 200
   when the receiver took the event (or refused it for good with a 4xx), 502 when it failed,
   503 + ``Retry-After`` when the breaker is open, 429 when the bulkhead is full: every
-  non-2xx hands the retry to the queue's retry config.
-- ``GET /v1/downstreams``: every webhook host's breaker state and counters and bulkhead use.
+  non-2xx hands the retry to the queue's retry config. A URL the policy refuses at send time
+  is answered 200 ``blocked: <reason>``: no retry can make it safe.
+- ``GET /v1/downstreams``: every webhook endpoint's (``scheme://host:port``) breaker state
+  and counters and bulkhead use.
 
 Settings: ``CAPLAB_NOTIFIER_URL`` is the service's own base URL for task targets (the Cloud
 Run URL in the cloud; locally the address the push arrived on is used when unset);
 ``CAPLAB_TASKS_SERVICE_ACCOUNT`` / ``CAPLAB_TASKS_AUDIENCE`` set the tasks' OIDC token and
 ``CAPLAB_TASKS_INVOKER_AUDIENCE`` / ``..._SERVICE_ACCOUNT`` make the delivery endpoint verify
 it; ``CAPLAB_WEBHOOK_FAILURE_THRESHOLD``, ``_RESET_TIMEOUT``, ``_MAX_CONCURRENT`` and
-``_TIMEOUT`` set the breaker, bulkhead and timeout of each webhook host.
+``_TIMEOUT`` set the breaker, bulkhead and timeout of each webhook host;
+``CAPLAB_OUTBOUND_ALLOW_LOOPBACK`` and ``CAPLAB_OUTBOUND_ALLOWED_PORTS`` relax the URL policy
+(see :class:`~services.shared.urlguard.UrlPolicy`).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from typing import Annotated
 import httpx
 from fastapi import FastAPI, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AnyHttpUrl, BaseModel
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict
 
 from caplab.core.clients import ClientFactory
 from caplab.core.durations import parse_duration
@@ -44,8 +51,8 @@ from services.shared.deadline import run_with_deadline
 from services.shared.events import TransferCommitted
 from services.shared.fields import ACCOUNT_ID_PATTERN
 from services.shared.oidc import OidcVerifier
-from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth
-from services.shared.problems import Problem, unauthenticated
+from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth, verified_task
+from services.shared.problems import Problem, invalid_field
 from services.shared.pubsub_push import DeadLetters, PushMessage, consume
 from services.shared.resilience import (
     BulkheadFullError,
@@ -54,11 +61,14 @@ from services.shared.resilience import (
     Downstreams,
 )
 from services.shared.transactions import TransactionRunner, TransactionSettings
+from services.shared.urlguard import UnsafeUrl, UrlPolicy, guarded_client, redact
 
 log = logging.getLogger(__name__)
 AccountPath = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN)]
 SUBSCRIPTION = TOPOLOGY.subscription("notifier")
 QUEUE = TOPOLOGY.queue("webhooks")
+MAX_URL_LENGTH = 2048
+"""The ``Webhooks.Url`` column's ``STRING(2048)``, checked on the normalized URL."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class NotifierSettings:
     task_auth: TaskAuth
     self_url: str | None
     webhook_policy: DownstreamPolicy
+    url_policy: UrlPolicy
     transactions: TransactionSettings
     deadline: timedelta
     """Bound on each Spanner or Cloud Tasks call a request makes (past it: 503)."""
@@ -86,12 +97,14 @@ class NotifierSettings:
             ),
             self_url=config("CAPLAB_NOTIFIER_URL", default=None),
             webhook_policy=DownstreamPolicy.from_config(config, "CAPLAB_WEBHOOK", 10),
+            url_policy=UrlPolicy.from_config(config),
             transactions=TransactionSettings.from_config(config),
             deadline=config("CAPLAB_NOTIFIER_DEADLINE", cast=parse_duration, default="5s"),
         )
 
 
 class WebhookRegistration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     url: AnyHttpUrl
 
 
@@ -110,7 +123,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The per-host timeout is the bulkhead's; httpx's own is only a backstop.
-        async with httpx.AsyncClient(timeout=60.0) as client:
+        async with guarded_client(settings.url_policy) as client:
             http["client"] = client
             yield
 
@@ -124,15 +137,21 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     @app.put("/v1/accounts/{account}/webhook")
     async def register(account: AccountPath, registration: WebhookRegistration) -> dict[str, str]:
         url = str(registration.url)
+        if len(url) > MAX_URL_LENGTH:
+            raise invalid_field("body.url", f"the URL is longer than {MAX_URL_LENGTH} characters")
+        try:
+            await settings.url_policy.check(url)
+        except UnsafeUrl as error:
+            raise invalid_field("body.url", f"this URL may not be called: {error}") from error
         await run_with_deadline(deadline, store.register, account, url)
-        return {"account": account, "url": url}
+        return {"account": account, "url": redact(url)}
 
     @app.get("/v1/accounts/{account}/webhook")
     async def registered(account: AccountPath) -> dict[str, str]:
         found = await run_with_deadline(deadline, store.lookup, [account])
         if account not in found:
             raise Problem(404, "not-found", f"account {account!r} has no webhook")
-        return {"account": account, "url": found[account]}
+        return {"account": account, "url": redact(found[account])}
 
     @app.delete("/v1/accounts/{account}/webhook", status_code=204)
     async def unregister(account: AccountPath) -> None:
@@ -154,24 +173,27 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
     @app.post(delivery.DELIVERY_PATH)
     async def deliver(request: Request) -> Response:
-        if not settings.task_invoker_auth.verify(request.headers.get("Authorization")):
-            return unauthenticated().response()
+        attempt = await verified_task(request, settings.task_invoker_auth)
         try:
             item = delivery.Delivery.from_json(await request.body())
         except (ValueError, KeyError, TypeError) as error:
             # Retrying a malformed task cannot help: 400 is still retried by the queue, but
             # it is logged loudly and bounded by max_attempts.
             raise Problem(400, "invalid-task", str(error), field="body") from error
-        attempt = request.headers.get("X-CloudTasks-TaskRetryCount", "0")
         try:
             status = await delivery.deliver(http["client"], downstreams, item)
+        except UnsafeUrl as error:
+            log.warning("delivery %s blocked: %s", item.event_id, error)
+            return _answer(200, item, f"blocked: {error.reason}")
         except CircuitOpenError as error:
             retry_after = str(max(1, round(error.retry_after)))
             return _answer(503, item, "circuit-open", headers={"Retry-After": retry_after})
         except BulkheadFullError:
             return _answer(429, item, "bulkhead-full")
         except OUTBOUND_ERRORS as error:
-            log.warning("delivery %s attempt %s failed: %r", item.event_id, attempt, error)
+            log.warning(
+                "delivery %s attempt %d failed: %r", item.event_id, attempt.retry_count + 1, error
+            )
             return _answer(502, item, f"webhook-failed: {error!r}")
         return _answer(200, item, "delivered" if status < 300 else f"refused-{status}")
 

@@ -7,6 +7,10 @@ Cloud Logging groups a request's lines under its trace. ``extra={"fields": {...}
 structured fields. The trace travels in a :mod:`contextvars` variable, which both asyncio tasks
 and the threads FastAPI runs sync handlers in (via ``anyio.to_thread``) inherit.
 
+Every line is written without the userinfo of any URL in it (``https://user:secret@host`` is
+logged ``https://host``): libraries log the URLs they call (httpx logs each request at INFO),
+and a webhook URL may carry credentials.
+
 The stdlib ``logging`` module and a hand-written formatter are used (not a logging library)
 because the format is eight lines of mapping and every dependency already logs through stdlib.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +28,8 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 TRACE_HEADER = b"x-cloud-trace-context"
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@\"']*@")
+"""``scheme://userinfo@``: what :func:`without_userinfo` removes."""
 TRACE_FIELD = "logging.googleapis.com/trace"
 
 current_trace: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -37,6 +44,11 @@ _SEVERITY = {
     logging.ERROR: "ERROR",
     logging.CRITICAL: "CRITICAL",
 }
+
+
+def without_userinfo(text: str) -> str:
+    """``text`` with the userinfo of every URL in it removed."""
+    return _USERINFO.sub(r"\1", text)
 
 
 def trace_name(header: str, project: str) -> str | None:
@@ -66,7 +78,7 @@ class CloudLoggingFormatter(logging.Formatter):
         if record.exc_info:
             # Cloud Error Reporting picks up stack traces found in the message field.
             entry["message"] += "\n" + self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return without_userinfo(json.dumps(entry, default=str))
 
 
 def configure_logging(level: int | str = logging.INFO) -> None:

@@ -1,12 +1,16 @@
 """Calls caplab makes to systems it does not own (account webhooks, the bank), and the Cloud
 Tasks that carry them: shared by the notifier and the ledger's payout saga.
 
+- :func:`verified_task` is how a task handler reads the ``X-CloudTasks-*`` headers: only
+  after the request's token is verified.
 - :func:`create_http_task` creates a named HTTP task; ALREADY_EXISTS means "already
   scheduled" and is reported, not raised — the task name is the deduplication key.
-- :func:`post_json` POSTs behind the receiving host's breaker, bulkhead and timeout
+- :func:`post_json` POSTs behind the receiving endpoint's breaker, bulkhead and timeout
   (:mod:`services.shared.resilience`) with the idempotency id in ``Webhook-Id`` (the Standard
   Webhooks header), so the receiver can deduplicate an at-least-once sender. It never
-  retries: the queue's retry config does.
+  retries: the queue's retry config does. For a URL a client chose, ``http`` is a
+  :func:`~services.shared.urlguard.guarded_client`: a refused destination raises
+  :class:`~services.shared.urlguard.UnsafeUrl` before anything is sent.
 """
 
 from __future__ import annotations
@@ -14,16 +18,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import httpx
+from fastapi import Request
 
+from services.shared.oidc import OidcVerifier
+from services.shared.problems import Problem, unauthenticated
 from services.shared.resilience import Downstreams
+from services.shared.urlguard import origin
 
 if TYPE_CHECKING:
     from google.cloud import tasks_v2
 
 IDEMPOTENCY_HEADER = "Webhook-Id"
+RETRY_COUNT_HEADER = "X-CloudTasks-TaskRetryCount"
 _RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
 
 
@@ -67,6 +75,31 @@ def create_http_task(
     return True
 
 
+@dataclass(frozen=True)
+class TaskAttempt:
+    """What Cloud Tasks says about the attempt it is making, read from a verified request."""
+
+    retry_count: int
+    """Attempts of this task before this one (``X-CloudTasks-TaskRetryCount``)."""
+
+
+async def verified_task(request: Request, auth: OidcVerifier) -> TaskAttempt:
+    """The attempt's ``X-CloudTasks-*`` headers, read only once the request's token is
+    verified (anyone can send those headers; only Cloud Tasks holds the token); raises a 401
+    problem otherwise, and a 400 naming the header when it is not a small integer."""
+    if not await auth.verify_async(request.headers.get("Authorization")):
+        raise unauthenticated()
+    text = request.headers.get(RETRY_COUNT_HEADER, "0")
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+        raise Problem(
+            400,
+            "invalid-task-header",
+            f"{RETRY_COUNT_HEADER} must be a non-negative integer",
+            field=f"header.{RETRY_COUNT_HEADER}",
+        )
+    return TaskAttempt(retry_count=int(text))
+
+
 class DownstreamFailed(RuntimeError):
     """The receiver failed (5xx, or 408/425/429): worth another attempt, and a failure for
     its breaker. Other 4xx answers mean the receiver is up and refuses this call for good:
@@ -78,8 +111,10 @@ class DownstreamFailed(RuntimeError):
 
 
 def downstream_key(url: str) -> str:
-    """Breakers and bulkheads are per receiving host: one bad receiver isolates itself."""
-    return urlsplit(url).netloc or url
+    """Breakers and bulkheads are per receiving endpoint, ``scheme://host:port``: one bad
+    receiver isolates itself, and no key (shown by ``/v1/downstreams``) carries a URL's
+    userinfo."""
+    return origin(url)
 
 
 async def post_json(

@@ -117,7 +117,7 @@ async def consume(
 ) -> Response:
     """Handle one push delivery of ``subscription`` (see the module docstring for the
     answers)."""
-    if not auth.verify(request.headers.get("Authorization")):
+    if not await auth.verify_async(request.headers.get("Authorization")):
         return unauthenticated().response()
     body = await request.body()
     try:

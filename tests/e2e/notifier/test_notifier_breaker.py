@@ -52,22 +52,21 @@ def test_breaker_opens_fails_fast_and_closes_after_recovery(
         assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
         assert http.get(f"{sink.url}/hooks/{hook}").json()["received"] == THRESHOLD
 
-        host = sink.url.split("//")[1]
-        breaker = http.get(notifier.url + "/v1/downstreams").json()[host]
+        breaker = http.get(notifier.url + "/v1/downstreams").json()[sink.url]  # scheme://host:port
         assert breaker["breaker"]["state"] == "open"
         assert breaker["breaker"]["rejections"] == 5
 
         assert http.put(f"{sink.url}/control/{hook}", json={"down": False}).status_code == 200
 
         def half_open() -> bool | None:
-            state = http.get(notifier.url + "/v1/downstreams").json()[host]["breaker"]["state"]
+            state = http.get(notifier.url + "/v1/downstreams").json()[sink.url]["breaker"]["state"]
             return True if state == "half_open" else None
 
         eventually(half_open)  # the notifier's own clock decides when the trial is due
         recovered = http.post(deliver, content=_task(hook_url))
         assert recovered.status_code == 200
         assert recovered.json()["outcome"] == "delivered"
-        breaker = http.get(notifier.url + "/v1/downstreams").json()[host]
+        breaker = http.get(notifier.url + "/v1/downstreams").json()[sink.url]  # scheme://host:port
         assert (breaker["breaker"]["state"], breaker["breaker"]["closed"]) == ("closed", 1)
         assert http.get(f"{sink.url}/hooks/{hook}").json()["effects"] == 1
 

@@ -55,29 +55,75 @@ def failing_policies(found: list[Violation]) -> set[str]:
 
 def test_both_stacks_pass_every_policy(mocked: MockedStack) -> None:
     """The program as configured for dev and prod violates nothing."""
-    assert len(POLICIES) == 6
+    assert len(POLICIES) == 7
     assert violations(mocked) == []
 
 
 def test_public_invoker_on_another_service_is_refused(mocked: MockedStack) -> None:
-    """allUsers may invoke only the service labelled public, never e.g. the notifier."""
+    """allUsers may invoke only the service labelled public, never e.g. the notifier (which
+    has write routes besides)."""
     bad = added(
         mocked,
         RUN_INVOKER,
         "notifier-invoker-public",
         {"name": "caplab-notifier", "role": "roles/run.invoker", "member": "allUsers"},
     )
-    assert failing_policies(violations(mocked, bad)) == {"no-public-invoker"}
+    assert failing_policies(violations(mocked, bad)) == {
+        "no-public-invoker",
+        "no-public-write-routes",
+    }
 
 
-def test_public_ledger_without_the_flag_is_refused(mocked_stacks: dict[str, MockedStack]) -> None:
-    """In dev the ledger is public by configuration; drop the label and the same allUsers
-    grant becomes a violation."""
-    dev = mocked_stacks["dev"]
-    bad = edited(dev, RUN, "ledger", lambda props: props["labels"].pop("caplab-public-api"))
-    found = violations(dev, bad)
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_public_read_only_demo_passes_and_needs_its_label(stack: str) -> None:
+    """``caplab:publicApi`` opens the read-only activity API to allUsers and nothing else, in
+    either stack; drop the label and the same grant becomes a violation."""
+    public = run_program(stack, {"caplab:publicApi": "true"})
+    assert violations(public) == []
+    invokers = {
+        (r.inputs["name"], r.inputs["member"])
+        for r in public.of_type(RUN_INVOKER)
+        if r.inputs["member"] in {"allUsers", "allAuthenticatedUsers"}
+    }
+    assert invokers == {("caplab-activity", "allUsers")}
+    bad = edited(public, RUN, "activity", lambda props: props["labels"].pop("caplab-public-api"))
+    found = violations(public, bad)
     assert failing_policies(found) == {"no-public-invoker"}
     assert any("allUsers" in v.message for v in found)
+
+
+def public_ledger(props: dict[str, Any]) -> None:
+    props["labels"]["caplab-public-api"] = "true"
+
+
+@pytest.mark.parametrize(
+    ("service", "member"),
+    [("ledger", "allUsers"), ("ledger", "allAuthenticatedUsers"), ("notifier", "allUsers")],
+)
+def test_no_service_with_write_routes_is_ever_public(
+    mocked: MockedStack, service: str, member: str
+) -> None:
+    """A bad program in each stack: a money service labelled public and granted to the
+    public. The label satisfies ``no-public-invoker``; ``no-public-write-routes`` still
+    refuses it, because the catalogue says the service has write routes."""
+    labelled = edited(mocked, RUN, service, public_ledger)
+    grant = {"name": f"caplab-{service}", "role": "roles/run.invoker", "member": member}
+    urn = f"urn:pulumi:{mocked.stack}::caplab::{RUN_INVOKER}::{service}-invoker-public"
+    bad = [*labelled, Recorded(RUN_INVOKER, f"{service}-invoker-public", urn, grant, grant)]
+    found = violations(mocked, bad)
+    assert failing_policies(found) == {"no-public-write-routes"}
+    assert any(member in v.message and f"caplab-{service}" in v.message for v in found)
+
+
+def test_no_service_with_write_routes_may_skip_invoker_iam(mocked: MockedStack) -> None:
+    """Disabling the invoker check on a labelled ledger is public access by another name."""
+    bad = edited(
+        mocked,
+        RUN,
+        "ledger",
+        lambda props: (public_ledger(props), props.update(invokerIamDisabled=True)),
+    )
+    assert failing_policies(violations(mocked, bad)) == {"no-public-write-routes"}
 
 
 def test_bypassing_invoker_iam_is_refused(mocked: MockedStack) -> None:

@@ -195,9 +195,10 @@ def test_invokers_are_exactly_the_callers_that_need_them(
     mocked_stacks: dict[str, MockedStack],
 ) -> None:
     """Pub/Sub's push identities and Cloud Tasks' identity invoke their targets, the load
-    job the ledger and the activity service; allUsers invokes the ledger only where
-    ``caplab:publicApi`` is on (dev); the relay has no invoker at all."""
-    for stack, public in {"dev": True, "prod": False}.items():
+    job the ledger and the activity service; no stack is public by default
+    (``caplab:publicApi`` opens only the read-only activity API: see the policy tests); the
+    relay has no invoker at all."""
+    for stack in ("dev", "prod"):
         mocked = mocked_stacks[stack]
         invokers: dict[str, set[str]] = {}
         for grant in mocked.of_type(RUN_INVOKER):
@@ -208,8 +209,7 @@ def test_invokers_are_exactly_the_callers_that_need_them(
                 sa(mocked, "caplab-push-ledger"),
                 sa(mocked, "caplab-tasks-ledger"),
                 sa(mocked, "caplab-load-job"),
-            }
-            | ({"allUsers"} if public else set()),
+            },
             "caplab-activity": {sa(mocked, "caplab-push-activity"), sa(mocked, "caplab-load-job")},
             "caplab-notifier": {
                 sa(mocked, "caplab-push-notifier"),
@@ -217,8 +217,8 @@ def test_invokers_are_exactly_the_callers_that_need_them(
             },
         }
         assert invokers == expected
-        labels = mocked.named(RUN, "ledger").inputs["labels"]
-        assert (labels.get("caplab-public-api") == "true") is public
+        for service in mocked.of_type(RUN):
+            assert "caplab-public-api" not in service.inputs["labels"]
 
 
 def test_push_subscriptions_deliver_with_oidc_to_their_service(mocked: MockedStack) -> None:
@@ -320,13 +320,30 @@ def test_queues_carry_rate_limits_retries_and_oidc(mocked: MockedStack) -> None:
 
 
 def test_data_roles_are_granted_on_the_resource_to_its_users_only(mocked: MockedStack) -> None:
-    """Spanner: database-level databaseUser for the ledger, the relay and the notifier (its
-    webhook registrations); Bigtable: instance-level user for activity. Nothing else."""
-    assert grants_of(mocked, "gcp:spanner/databaseIAMMember:DatabaseIAMMember") == {
-        ("roles/spanner.databaseUser", sa(mocked, "caplab-ledger")),
-        ("roles/spanner.databaseUser", sa(mocked, "caplab-relay")),
-        ("roles/spanner.databaseUser", sa(mocked, "caplab-notifier")),
+    """Spanner: fine-grained access only: the ledger, the relay and the notifier may connect
+    (fineGrainedAccessUser) and use their own database role (databaseRoleUser, limited by
+    an IAM condition), never databaseUser; Bigtable: instance-level user for activity.
+    Nothing else."""
+    spanner = mocked.of_type("gcp:spanner/databaseIAMMember:DatabaseIAMMember")
+    fgac = [r for r in spanner if r.inputs["role"] == "roles/spanner.fineGrainedAccessUser"]
+    assert {r.inputs["member"] for r in fgac} == {
+        sa(mocked, f"caplab-{name}") for name in ("ledger", "relay", "notifier")
     }
+    assert all("condition" not in r.inputs for r in fgac)
+    role_users = {
+        (r.inputs["member"], r.inputs["condition"]["expression"])
+        for r in spanner
+        if r.inputs["role"] == "roles/spanner.databaseRoleUser"
+    }
+    assert role_users == {
+        (
+            sa(mocked, f"caplab-{name}"),
+            'resource.type == "spanner.googleapis.com/DatabaseRole" && '
+            f'resource.name.endsWith("/databaseRoles/{name}")',
+        )
+        for name in ("ledger", "relay", "notifier")
+    }
+    assert len(spanner) == len(fgac) + len(role_users)
     assert grants_of(mocked, "gcp:bigtable/instanceIamMember:InstanceIamMember") == {
         ("roles/bigtable.user", sa(mocked, "caplab-activity"))
     }

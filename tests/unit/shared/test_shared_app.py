@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 
 import httpx
-from fastapi import Query
+import pytest
+from fastapi import Query, Request
 from google.api_core.exceptions import ServiceUnavailable
 from pydantic import BaseModel, Field
 
-from services.shared.app import create_app
+from services.shared.app import HttpSettings, create_app
 from services.shared.logging import CloudLoggingFormatter, current_trace, trace_name
 from services.shared.problems import PROBLEM_MEDIA_TYPE, Problem
 
@@ -100,13 +102,17 @@ async def test_unavailable_dependency_is_503_with_retry_after() -> None:
     assert response.headers["retry-after"] == "1"
 
 
-async def test_health_and_readiness() -> None:
-    """/healthz always answers; /readyz reflects the readiness probe."""
+async def test_health_and_readiness(caplog: pytest.LogCaptureFixture) -> None:
+    """/healthz always answers; /readyz reflects the readiness probe and says only "ready" or
+    "not ready": why is in the log, never in the answer."""
     assert (await build().get("/healthz")).json() == {"status": "ok"}
-    assert (await build(ready=True).get("/readyz")).status_code == 200
-    not_ready = await build(ready=False).get("/readyz")
+    assert (await build(ready=True).get("/readyz")).json() == {"status": "ready"}
+    with caplog.at_level(logging.WARNING):
+        not_ready = await build(ready=False).get("/readyz")
     assert not_ready.status_code == 503
-    assert "database unreachable" in not_ready.json()["detail"]
+    assert not_ready.json()["detail"] == "not ready"
+    assert "database unreachable" not in not_ready.text
+    assert "ConnectionError: database unreachable" in caplog.text
 
 
 async def test_trace_header_reaches_the_request_context() -> None:
@@ -130,3 +136,51 @@ def test_log_lines_have_cloud_logging_fields() -> None:
     assert line["logging.googleapis.com/trace"] == "projects/p/traces/t-1"
     assert line["account"] == "a1"
     assert line["time"].endswith("+00:00")
+
+
+def test_log_lines_never_carry_url_userinfo() -> None:
+    """A URL's userinfo is dropped from the message and the fields (httpx logs the URLs it
+    calls); the rest of the line, e-mail addresses included, is kept."""
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, "POST %s", ("https://hook:s3cret@h.example/x",), None
+    )
+    record.fields = {"url": "http://token@10.0.0.1:8080/y", "caller": "a@b.example"}
+    line = json.loads(CloudLoggingFormatter().format(record))
+    assert line["message"] == "POST https://h.example/x"
+    assert line["url"] == "http://10.0.0.1:8080/y"
+    assert line["caller"] == "a@b.example"
+
+
+async def test_bodies_over_the_cap_are_413_problems() -> None:
+    """A declared or streamed body past the cap is a 413 problem+json, even on a route that
+    would not read it (refused on its Content-Length alone); one at the cap passes."""
+    app = create_app("probe", project="p", http=HttpSettings(max_body_bytes=100))
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"size": len(await request.body())}
+
+    @app.post("/pay")
+    def pay(payment: Payment) -> dict[str, int]:
+        return {"amount_cents": payment.amount_cents}
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"x" * 50
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+        assert (await client.post("/echo", content=b"x" * 100)).json() == {"size": 100}
+        oversize = (
+            ("/echo", b"x" * 101),
+            ("/pay", b" " * 200),
+            ("/echo", chunks()),
+            ("/pay", chunks()),
+        )
+        for path, content in oversize:
+            response = await client.post(path, content=content)
+            assert response.status_code == 413, path
+            assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+            assert response.json()["type"].endswith("/content-too-large")
+        unread = await client.request("GET", "/healthz", content=b"x" * 101)
+        assert unread.status_code == 413
