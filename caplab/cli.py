@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "check": "loadtest.check_cli",
     "load": "loadtest.load_cli",
     "chaos": "loadtest.chaos",
+    "dlq": "caplab.ops.dlq",
 }
 """Sub-command -> the module whose ``register(subparsers)`` declares it."""
 

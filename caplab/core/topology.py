@@ -212,9 +212,35 @@ LEDGER_DDL = (
   RecordedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (PayoutId, Step),
   INTERLEAVE IN PARENT Payouts ON DELETE CASCADE""",
+    # The relay (docs/relay.md): the lease epoch that stamped each row (its fencing token),
+    # rows it parked because they can never be published, and an index of exactly the rows
+    # still to publish, so parked rows never sit in front of the pending ones.
+    "ALTER TABLE Outbox ADD COLUMN PublishedEpoch INT64",
+    "ALTER TABLE Outbox ADD COLUMN ParkedAt TIMESTAMP OPTIONS (allow_commit_timestamp = true)",
+    "ALTER TABLE Outbox ADD COLUMN ParkedReason STRING(MAX)",
+    "CREATE INDEX OutboxPending ON Outbox (PublishedAt, ParkedAt, CommittedAt)",
+    "DROP INDEX OutboxByPublished",
+    # The relay's leader lease: one row per lease name. ExpiresAt is on Spanner's clock (set
+    # from CURRENT_TIMESTAMP(), never from a relay's clock), and Epoch grows by one with each
+    # new holder.
+    """CREATE TABLE RelayLease (
+  Name STRING(64) NOT NULL,
+  Holder STRING(256) NOT NULL,
+  Epoch INT64 NOT NULL,
+  ExpiresAt TIMESTAMP NOT NULL,
+) PRIMARY KEY (Name)""",
 )
 
 _PUSH_RETRY = RetryPolicy(minimum_backoff_seconds=1, maximum_backoff_seconds=60)
+
+OUTAGE_BUDGET_SECONDS = 3600
+"""How long a consumer's backend may be down before its events dead-letter, at the least."""
+
+_DURABLE_PUSH_RETRY = RetryPolicy(minimum_backoff_seconds=60, maximum_backoff_seconds=600)
+_DURABLE_DELIVERY_ATTEMPTS = 100
+"""Pub/Sub waits at least ``minimum_backoff`` between two deliveries of a failing message, so
+the last of 100 attempts comes at least 99 x 60 s = 99 min after the first, whatever the
+growth between the two bounds (docs/relay.md has the arithmetic and the sources)."""
 
 TOPOLOGY = Topology(
     spanner=SpannerDatabase(instance="caplab", database="ledger", ddl=LEDGER_DDL),
@@ -226,8 +252,8 @@ TOPOLOGY = Topology(
             service="activity",
             path="/pubsub/transfer-events",
             dead_letter_topic="activity-projector-dead-letter",
-            max_delivery_attempts=10,
-            retry=_PUSH_RETRY,
+            max_delivery_attempts=_DURABLE_DELIVERY_ATTEMPTS,
+            retry=_DURABLE_PUSH_RETRY,
         ),
         PushSubscription(
             name="notifier",
@@ -235,8 +261,8 @@ TOPOLOGY = Topology(
             service="notifier",
             path="/pubsub/transfer-events",
             dead_letter_topic="notifier-dead-letter",
-            max_delivery_attempts=10,
-            retry=_PUSH_RETRY,
+            max_delivery_attempts=_DURABLE_DELIVERY_ATTEMPTS,
+            retry=_DURABLE_PUSH_RETRY,
         ),
         PushSubscription(
             name="ledger-cache-invalidation",
@@ -244,6 +270,8 @@ TOPOLOGY = Topology(
             service="ledger",
             path="/internal/invalidate",
             dead_letter_topic="ledger-cache-invalidation-dead-letter",
+            # A late invalidation is worth nothing once the cached entry's TTL has passed:
+            # this one keeps a short budget, and a dead-lettered invalidation costs nothing.
             max_delivery_attempts=5,
             retry=_PUSH_RETRY,
             # Invalidation is idempotent and order-free: ordering would only add latency.
