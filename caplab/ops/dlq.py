@@ -93,7 +93,7 @@ def replay(
     max_messages: int | None = None,
     include_poison: bool = False,
     batch: int = 100,
-    wait: float = 10.0,
+    wait: float = 5.0,
     timeout: float = 30.0,
 ) -> ReplayResult:
     """Republish the dead letters of ``subscription_path`` to ``topic_path``, acknowledging
