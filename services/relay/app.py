@@ -26,6 +26,7 @@ from services.relay.lease import Lease
 from services.relay.outbox import OutboxRelay
 from services.relay.pacing import Backoff, PollInterval
 from services.relay.reads import Reads
+from services.relay.sessions import RelayDatabase
 from services.relay.settings import RelaySettings
 from services.shared.app import create_app as create_service_app
 from services.shared.transactions import TransactionRunner
@@ -37,14 +38,18 @@ STAMP_DEADLINE = timedelta(seconds=30)
 def create_app(settings: RelaySettings | None = None) -> FastAPI:
     settings = settings or RelaySettings.from_environ()
     clients = ClientFactory(settings.gcp)
-    runner = TransactionRunner(clients.spanner_database, STAMP_DEADLINE, settings.transactions)
-    reads = Reads(clients.spanner_database, settings.call_timeout.total_seconds())
+    database = RelayDatabase(
+        settings.gcp.spanner_database, clients.spanner.instance(settings.gcp.spanner_instance)
+    )
+    runner = TransactionRunner(database, STAMP_DEADLINE, settings.transactions)
+    call_timeout = settings.call_timeout.total_seconds()
+    reads = Reads(database, call_timeout)
     initial = settings.backoff_initial.total_seconds()
     cap = settings.backoff_max.total_seconds()
     duration = settings.lease.total_seconds()
     # While it holds the lease the keeper must retry well within a renewal period.
     lease_backoff = Backoff(initial, min(cap, duration / 3))
-    lease = Lease(runner, reads, settings.holder, duration, lease_backoff)
+    lease = Lease(runner, reads, settings.holder, duration, lease_backoff, call_timeout)
     relay = OutboxRelay(
         runner,
         reads,
@@ -55,7 +60,7 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
             settings.poll_interval.total_seconds(), settings.idle_poll_interval.total_seconds()
         ),
         backoff=Backoff(initial, cap),
-        publish_timeout=settings.call_timeout.total_seconds(),
+        publish_timeout=call_timeout,
     )
 
     @asynccontextmanager

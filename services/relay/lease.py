@@ -102,9 +102,11 @@ class Lease:
         holder: str,
         duration: float,
         backoff: Backoff,
+        call_timeout: float = 5.0,
         name: str = LEASE_NAME,
     ) -> None:
         self.runner = runner
+        self.call_timeout = call_timeout
         self.reads = reads
         self.holder = holder
         self.duration = duration
@@ -137,7 +139,7 @@ class Lease:
 
     def fence(self, transaction: Any, epoch: int) -> None:
         """Inside a read-write transaction: refuse it unless this relay still holds ``epoch``."""
-        if _execute(transaction, _FENCE, self._params(epoch=epoch)) != 1:
+        if self._execute(transaction, _FENCE, self._params(epoch=epoch)) != 1:
             raise Deposed(f"the lease is no longer {self.holder!r} at epoch {epoch}")
 
     def deposed(self, epoch: int) -> None:
@@ -267,9 +269,16 @@ class Lease:
     def _write(self, sql: str, **extra: str | int) -> bool:
         """Run one lease statement in its own transaction; whether it matched the row."""
         params = self._params(**extra)
-        return self.runner.run(lambda transaction: _execute(transaction, sql, params)) == 1
+        return self.runner.run(lambda transaction: self._execute(transaction, sql, params)) == 1
 
-
-def _execute(transaction: Any, sql: str, params: dict[str, str | int]) -> int:
-    used = {name: value for name, value in params.items() if f"@{name}" in sql}
-    return transaction.execute_update(sql, params=used, param_types=types_of(used))
+    def _execute(self, transaction: Any, sql: str, params: dict[str, str | int]) -> int:
+        """One DML statement, bounded by ``call_timeout`` and not retried here (a failure
+        fails the transaction, and the caller backs off)."""
+        used = {name: value for name, value in params.items() if f"@{name}" in sql}
+        return transaction.execute_update(
+            sql,
+            params=used,
+            param_types=types_of(used),
+            retry=None,
+            timeout=self.call_timeout,
+        )

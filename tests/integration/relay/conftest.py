@@ -15,6 +15,7 @@ from caplab.core.topology import LOCAL_PROJECT, TOPOLOGY
 from services.relay.lease import Lease
 from services.relay.pacing import Backoff
 from services.relay.reads import Reads
+from services.relay.sessions import RelayDatabase
 from services.shared.transactions import TransactionRunner, TransactionSettings
 
 MakeLease = Callable[..., Lease]
@@ -25,7 +26,7 @@ def database(emulator_env: dict[str, str]) -> Any:
     from google.cloud import spanner
 
     client = spanner.Client(project=LOCAL_PROJECT)
-    return client.instance(TOPOLOGY.spanner.instance).database(TOPOLOGY.spanner.database)
+    return RelayDatabase(TOPOLOGY.spanner.database, client.instance(TOPOLOGY.spanner.instance))
 
 
 @pytest.fixture
