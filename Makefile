@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 .DEFAULT_GOAL := help
 .PHONY: help test test-unit demo up down status lint lock infra-check bench-up bench-ledger \
-	bench-fanout bench-tasks bench-lab bench-relay clean
+	bench-fanout bench-tasks bench-lab bench-checker bench-relay clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -80,9 +80,13 @@ bench-relay: $(STAMP)
 bench-tasks: $(STAMP)
 	$(BIN)/python -m caplab.bench.tasks
 
-## bench-lab: scheduling lag at 1,000 req/s and checker times
+## bench-lab: scheduling lag of the load generator at 1,000 req/s
 bench-lab: $(STAMP)
 	$(BIN)/python -m caplab.bench.lab
+
+## bench-checker: history checkers: single-key corpus (PORCUPINE=dir: side by side), 100k-op ledger
+bench-checker: $(STAMP)
+	$(BIN)/python -m caplab.bench.checker $(if $(PORCUPINE),--porcupine $(PORCUPINE))
 
 ## bench-fanout: commit-to-visible delay of the activity read model at 50 transfers/s
 bench-fanout: $(STAMP)

@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "check": "loadtest.check_cli",
     "load": "loadtest.load_cli",
     "chaos": "loadtest.chaos",
+    "rowkeys": "loadtest.rowkeys.cli",
+    "deploy": "infra.deploy_check",
     "dlq": "caplab.ops.dlq",
 }
 """Sub-command -> the module whose ``register(subparsers)`` declares it."""

@@ -3,10 +3,12 @@
 1. brings the emulators up (the three official ones and caplab's Cloud Tasks emulator) and
    bootstraps the topology; prints the status table and the ``env`` lines;
 2. starts every service the way ``caplab serve`` does (ledger, outbox relay, activity,
-   notifier, webhook sink), each with ``caplab service <name>``, the container's command;
+   notifier, webhook sink, stand-in bank), each with ``caplab service <name>``, the
+   container's command;
 3. tours the ledger (CP vs AP reads), the Cloud Tasks emulator (backoff, rate limit, OIDC),
-   the fan-out (read model, webhooks, payout saga), then runs the load-and-consistency lab
-   for ``--seconds`` and prints where its report is;
+   the fan-out (read model, webhooks, payout saga), compares Bigtable row-key designs for a
+   few seconds (``caplab rowkeys``), then runs the load-and-consistency lab for ``--seconds``
+   and prints where its report is;
 4. always stops what it started — services first, then the emulators it brought up (a stack
    the user started with ``make up`` stays up) — even when a step fails or is interrupted.
 """
@@ -36,10 +38,15 @@ def run(console: Console, seconds: float) -> Path:
     from caplab.local.tours import fanout as fanout_tour
     from caplab.local.tours import ledger as ledger_tour
     from loadtest import demo as lab_demo
+    from loadtest.rowkeys import cli as rowkeys
 
     config = manager.running_config(manager.StackConfig.from_environ())
     console.rule("services")
-    environ = dict(os.environ, **manager.client_environment(config))
+    environ = {
+        **launcher.stand_in_environment(local_service_urls()),
+        **os.environ,
+        **manager.client_environment(config),
+    }
     with manager.exported(environ):
         bootstrap.ensure_pubsub(local_service_urls())
     ports = catalogue.local_ports()
@@ -50,6 +57,8 @@ def run(console: Console, seconds: float) -> Path:
         ledger_tour.run(console, urls["ledger"])
         tasks_tour.run(console)
         fanout_tour.run(console, urls)
+        with manager.exported(environ):
+            rowkeys.demo(console)
         return lab_demo.run(console, urls["ledger"], urls["activity"], seconds=seconds)
 
 

@@ -30,8 +30,11 @@ def ensure_spanner(
     topology: Topology = TOPOLOGY,
     project: str = LOCAL_PROJECT,
 ) -> Database:
-    """The Spanner instance and database, created with the topology's DDL when missing;
-    tables the DDL declares but the database lacks are added."""
+    """The Spanner instance and database, with every migration of the topology applied in
+    order. Each migration runs as one schema update whose operation id is the migration's
+    id: Spanner answers ``ALREADY_EXISTS`` for an id it has run, so applied migrations are
+    skipped and a migration appended since the last run is applied (the cloud's database
+    gets the same statements, in the same order, through the Pulumi program)."""
     from google.api_core.exceptions import AlreadyExists
     from google.cloud import spanner
 
@@ -50,22 +53,13 @@ def ensure_spanner(
     if not database.exists():
         with contextlib.suppress(AlreadyExists):
             database.create().result(timeout=60)
+    for migration in declared.migrations:
+        with contextlib.suppress(AlreadyExists):
+            database.update_ddl(list(migration.statements), operation_id=migration.id).result(
+                timeout=60
+            )
     database.reload()
-    missing = _missing_ddl(declared.ddl, list(database.ddl_statements))
-    if missing:
-        database.update_ddl(missing).result(timeout=60)
     return database
-
-
-def _object_name(statement: str) -> str:
-    """``CREATE TABLE X`` / ``CREATE INDEX X ON ...`` -> ``X``."""
-    words = statement.split()
-    return words[2] if words[:2] != ["CREATE", "UNIQUE"] else words[3]
-
-
-def _missing_ddl(declared: tuple[str, ...], existing: list[str]) -> list[str]:
-    present = {_object_name(statement) for statement in existing}
-    return [s for s in declared if _object_name(s) not in present]
 
 
 def ensure_pubsub(

@@ -7,6 +7,9 @@ engine would hand them to a policy pack (camelCase names, numbers as floats). Th
 pack's validation functions are then called on those records the way the analyzer calls them
 (``ResourceValidationArgs`` per resource, ``StackValidationArgs`` for the whole stack).
 
+The monitor also records what each registration waits for (its ``dependsOn`` and property
+dependencies), so ordering can be asserted; data sources answer from a fake registry.
+
 What this cannot show: provider-side validation (API rules, quotas, name availability),
 defaults the provider fills in, and anything ``pulumi up`` would learn from Google Cloud.
 
@@ -55,6 +58,8 @@ class Recorded:
     urn: str
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any]
+    dependencies: frozenset[str] = frozenset()
+    """URNs the registration named as dependencies (explicit and through its inputs)."""
 
 
 @dataclass
@@ -62,6 +67,29 @@ class MockedStack:
     stack: str
     resources: list[Recorded]
     exports: dict[str, Any]
+    invokes: list[str] = field(default_factory=list)
+    """Data sources the program read (invoke tokens, in order)."""
+    parents: dict[str, str] = field(default_factory=dict)
+    """URN -> its parent's URN."""
+    components: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Component URN -> the URNs its registration depended on."""
+
+    def waits_for(self, resource: Recorded) -> set[str]:
+        """Every URN the engine finishes before creating ``resource``: its dependencies,
+        theirs, and those of its parents (a child registers only once its parent has, and a
+        component registers once its own dependencies are done)."""
+        by_urn = {r.urn: r.dependencies for r in self.resources} | self.components
+        seen: set[str] = set()
+        pending = [resource.urn]
+        while pending:
+            urn = pending.pop()
+            following = set(by_urn.get(urn, frozenset()))
+            if urn in self.parents:
+                following.add(self.parents[urn])
+            for dependency in following - seen:
+                seen.add(dependency)
+                pending.append(dependency)
+        return seen
 
     def of_type(self, token: str) -> list[Recorded]:
         return [r for r in self.resources if r.type == token]
@@ -77,13 +105,33 @@ class MockedStack:
         return Counter(r.type for r in self.resources)
 
 
+def registry_image(project: str, region: str, tags: Sequence[str], digest: str) -> dict[str, Any]:
+    """A ``services`` image as Artifact Registry's ``getDockerImages`` lists it."""
+    base = f"{region}-docker.pkg.dev/{project}/caplab/services"
+    return {
+        "imageName": "services",
+        "name": f"projects/{project}/locations/{region}/repositories/caplab/dockerImages/"
+        f"services@{digest}",
+        "selfLink": f"{base}@{digest}",
+        "tags": list(tags),
+        "buildTime": "2026-01-01T00:00:00Z",
+        "imageSizeBytes": "1000",
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "updateTime": "2026-01-01T00:00:00Z",
+        "uploadTime": "2026-01-01T00:00:00Z",
+    }
+
+
 @dataclass
 class RecordingMocks(pulumi.runtime.Mocks):
     """Answers like the engine: outputs are the inputs plus the few values the provider
-    computes that the program reads back (ids, emails, URLs, project number)."""
+    computes that the program reads back (ids, emails, URLs, project number); the image
+    repository lists ``images``."""
 
     project: str
+    images: Sequence[Mapping[str, Any]] = ()
     records: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    invokes: list[str] = field(default_factory=list)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
@@ -100,29 +148,70 @@ class RecordingMocks(pulumi.runtime.Mocks):
             resource_id = f"projects/{self.project}/topics/{name}"
         elif args.typ == "gcp:pubsub/subscription:Subscription":
             resource_id = f"projects/{self.project}/subscriptions/{name}"
+        elif args.typ == "gcp:projects/serviceIdentity:ServiceIdentity":
+            agent = f"service-{MOCK_PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+            outputs |= {"email": agent, "member": f"serviceAccount:{agent}"}
         outputs["id"] = resource_id
         self.records.append((args.typ, args.name, inputs, outputs))
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        self.invokes.append(args.token)
         if args.token == "gcp:organizations/getProject:getProject":
             project = args.args.get("projectId", self.project)
             return {"number": MOCK_PROJECT_NUMBER, "projectId": project, "name": project}
+        if args.token == "gcp:artifactregistry/getDockerImages:getDockerImages":
+            return {
+                "dockerImages": [dict(image) for image in self.images],
+                "id": f"projects/{self.project}/locations/{args.args['location']}/repositories/"
+                f"{args.args['repositoryId']}",
+                "location": args.args["location"],
+                "project": args.args.get("project", self.project),
+                "repositoryId": args.args["repositoryId"],
+            }
         raise NotImplementedError(f"no mock for invoke {args.token}")
 
 
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, remembering each registration's parent and dependencies."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.dependencies: dict[str, frozenset[str]] = {}
+        self.parents: dict[str, str] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        through_inputs = {u for deps in request.propertyDependencies.values() for u in deps.urns}
+        self.dependencies[response.urn] = frozenset(request.dependencies) | through_inputs
+        if request.parent:
+            self.parents[response.urn] = request.parent
+        return response
+
+
+def _engine_value(value: Any) -> str:
+    """A configuration value as the engine passes it: strings, JSON for lists and objects,
+    ``true``/``false`` for booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
 def stack_config(stack: str, program_dir: Path = PROGRAM_DIR) -> dict[str, str]:
-    """``Pulumi.<stack>.yaml``'s values as the engine passes them: strings, JSON for
-    lists and objects, ``true``/``false`` for booleans."""
+    """The configuration the program receives for ``stack``: ``Pulumi.<stack>.yaml``'s
+    values, plus the ``default`` (project keys) or ``value`` (other namespaces) that
+    ``Pulumi.yaml`` declares for each key the stack leaves unset, as the CLI merges them."""
     document = yaml.safe_load((program_dir / f"Pulumi.{stack}.yaml").read_text())
-    values: dict[str, str] = {}
-    for key, value in (document.get("config") or {}).items():
-        if isinstance(value, bool):
-            values[key] = "true" if value else "false"
-        elif isinstance(value, list | dict):
-            values[key] = json.dumps(value)
-        else:
-            values[key] = str(value)
+    values = {key: _engine_value(v) for key, v in (document.get("config") or {}).items()}
+    project = yaml.safe_load((program_dir / "Pulumi.yaml").read_text())
+    for key, spec in (project.get("config") or {}).items():
+        full = key if ":" in key else f"{project['name']}:{key}"
+        declared = spec if isinstance(spec, dict) else {"default": spec}
+        for attribute in ("default", "value"):
+            if full not in values and attribute in declared:
+                values[full] = _engine_value(declared[attribute])
     return values
 
 
@@ -130,12 +219,14 @@ def run_program(
     stack: str,
     overrides: Mapping[str, str | None] | None = None,
     program: Callable[[], object] | None = None,
+    images: Sequence[Mapping[str, Any]] = (),
 ) -> MockedStack:
     """Run the program (``__main__.py`` unless ``program`` is given) for ``stack`` under
     mocks and return every resource once all of them have been registered and every export
-    resolved. ``overrides`` replace config values (None removes the key). An exception
-    anywhere in the program, including inside an ``apply``, propagates: nothing is left
-    unawaited to pass silently."""
+    resolved. ``overrides`` replace config values (None removes the key); the image
+    repository lists ``images`` (see :func:`registry_image`). An exception anywhere in the
+    program, including inside an ``apply``, propagates: nothing is left unawaited to pass
+    silently."""
     config = stack_config(stack)
     for key, value in (overrides or {}).items():
         if value is None:
@@ -146,8 +237,8 @@ def run_program(
     # Pulumi's runtime works on the thread's current event loop; ``asyncio.run`` (used by
     # whatever ran before in this process) leaves the thread with none set.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    mocks = RecordingMocks(project=project)
-    monitor = MockMonitor(mocks)
+    mocks = RecordingMocks(project=project, images=images)
+    monitor = RecordingMonitor(mocks)
     reset_options(project=PROJECT_NAME, stack=stack)
     pulumi.runtime.set_mocks(
         mocks, project=PROJECT_NAME, stack=stack, preview=False, monitor=monitor
@@ -168,11 +259,21 @@ def run_program(
         (urn.rsplit("::", 1)[-1], urn.split("::")[2].split("$")[-1]): urn
         for urn in monitor.resources
     }
-    resources = [
-        Recorded(typ, name, urns.get((name, typ), ""), inputs, outputs)
-        for typ, name, inputs, outputs in mocks.records
-    ]
-    return MockedStack(stack=stack, resources=resources, exports=exports)
+    resources = []
+    for typ, name, inputs, outputs in mocks.records:
+        urn = urns.get((name, typ), "")
+        dependencies = monitor.dependencies.get(urn, frozenset())
+        resources.append(Recorded(typ, name, urn, inputs, outputs, dependencies))
+    recorded = {r.urn for r in resources}
+    components = {u: d for u, d in monitor.dependencies.items() if u not in recorded}
+    return MockedStack(
+        stack=stack,
+        resources=resources,
+        exports=exports,
+        invokes=list(mocks.invokes),
+        parents=dict(monitor.parents),
+        components=components,
+    )
 
 
 @dataclass(frozen=True)

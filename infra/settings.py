@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import pulumi
 
 PLACEHOLDER_IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"
-"""Google's public sample container (serves on ``$PORT``): lets the first ``pulumi up`` create
-every service before Cloud Build has pushed caplab's own image."""
+"""Google's public sample container (serves on ``$PORT``): runs until the stack's image tag
+exists (``infra.components.registry``), so the first ``pulumi up`` can create every service
+before Cloud Build has pushed caplab's own image."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,6 @@ class StackSettings:
     bigtable_nodes: int
     min_instances: int
     max_instances: int
-    image: str | None
-    """The service image (by digest, from Cloud Build); None before the first build."""
     deletion_protection: bool
     public_api: bool
     """Whether the ledger API accepts unauthenticated callers (``allUsers`` invoker)."""
@@ -48,7 +47,7 @@ class StackSettings:
         zones = config.require_object("bigtableZones")
         if not isinstance(zones, list) or not 1 <= len(zones) <= 2:
             raise ValueError("caplab:bigtableZones must list one or two zones")
-        invokers = config.get_object("invokers") or []
+        invokers = config.get_object("invokers")
         if not isinstance(invokers, list):
             raise ValueError("caplab:invokers must be a list of IAM members")
         settings = cls(
@@ -61,7 +60,6 @@ class StackSettings:
             bigtable_nodes=config.get_int("bigtableNodes") or 1,
             min_instances=config.require_int("minInstances"),
             max_instances=config.require_int("maxInstances"),
-            image=config.get("image"),
             deletion_protection=config.require_bool("deletionProtection"),
             public_api=config.get_bool("publicApi") or False,
             invokers=tuple(str(member) for member in invokers),
@@ -75,7 +73,3 @@ class StackSettings:
         if settings.min_instances > settings.max_instances:
             raise ValueError("caplab:minInstances exceeds caplab:maxInstances")
         return settings
-
-    @property
-    def container_image(self) -> str:
-        return self.image or PLACEHOLDER_IMAGE

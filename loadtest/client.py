@@ -125,6 +125,8 @@ class LabClient:
         if data is not None:
             record.transfer_id = data["transfer_id"]
             record.from_version, record.to_version = data["from_version"], data["to_version"]
+            record.from_previous_writer = data.get("from_previous_writer") or ""
+            record.to_previous_writer = data.get("to_previous_writer") or ""
             record.commit_timestamp = epoch(data["commit_timestamp"])
         return record
 
@@ -141,6 +143,7 @@ class LabClient:
             record.served_by = data.get("served_by", "")
             record.consistency = data.get("consistency", "")
             record.staleness_bound = _bound(data.get("staleness"))
+            record.writer = data.get("last_writer") or ""
         return record
 
     async def snapshot(self, record: Record, accounts: list[str]) -> Record:
@@ -149,6 +152,9 @@ class LabClient:
         if data is not None:
             record.snapshot = {
                 a["account"]: [a["balance_cents"], a["version"]] for a in data["accounts"]
+            }
+            record.snapshot_writers = {
+                a["account"]: a["last_writer"] for a in data["accounts"] if a.get("last_writer")
             }
             record.total = data["total_cents"]
             record.read_timestamp = epoch(data["read_timestamp"])

@@ -8,7 +8,7 @@ can be compared with the ledger's commit and read timestamps. ``outcome``:
 - ``rejected``: a transfer refused for insufficient funds (a correct answer, nothing changed);
 - ``error``: a definite failure (4xx, or a read that failed): nothing changed;
 - ``unknown``: a transfer that timed out, lost its connection or got a 5xx: it may or may not
-  have committed (the linearizability check treats it as pending).
+  have committed (the serializability check treats its outcome as unknown).
 """
 
 from __future__ import annotations
@@ -41,13 +41,17 @@ class Record:
     served_by: str = ""
     consistency: str = ""
     staleness_bound: float | None = None  # seconds
+    writer: str = ""  # the operation that wrote the version read, as the ledger names it
     # transfers
     transfer_id: str = ""
     from_version: int | None = None
     to_version: int | None = None
     commit_timestamp: float | None = None  # epoch seconds
+    from_previous_writer: str = ""  # the writers of the versions the transfer replaced
+    to_previous_writer: str = ""
     # snapshots: account -> [balance, version]
     snapshot: dict[str, list[int]] = field(default_factory=dict)
+    snapshot_writers: dict[str, str] = field(default_factory=dict)  # account -> writer
     total: int | None = None
     # activity reads: [transfer_id, committed_at epoch seconds] newest first
     activity: list[tuple[str, float]] = field(default_factory=list)

@@ -6,7 +6,7 @@ Files written into the output directory:
 - ``report.html``: tables and plots (latency percentile spectrum per mode, staleness
   distributions, the t-visibility curve) as embedded PNGs;
 - ``report.json``: every figure, verdict and the encoded HDR histograms;
-- ``history.json``: the linearizability history (``caplab check history.json`` repeats the
+- ``history.json``: the ledger history (``caplab check history.json`` repeats the
   check); ``records.json``: every operation as recorded.
 """
 
@@ -28,11 +28,12 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtest.checks.bank import BankResult, check_bank
-from loadtest.checks.linearizable import check_linearizable, ledger_history
+from loadtest.checks.serializable import check_serializable, ledger_history
 from loadtest.checks.staleness import ModeStaleness, check_staleness
 from loadtest.checks.visibility import Visibility, check_visibility
 from loadtest.config import OPERATIONS
-from loadtest.linearizability import CheckResult, Verdict, dump_history
+from loadtest.linearizability import LedgerResult, dump_history
+from loadtest.linearizability.ledger import PROPERTY
 from loadtest.runner import RunResult
 from loadtest.stats import KindStats, kind_stats, percentiles_ms, scheduling_lag
 
@@ -42,18 +43,18 @@ class Report:
     result: RunResult
     stats: dict[str, KindStats]
     lag: HdrHistogram
-    linearizability: CheckResult
+    serializability: LedgerResult
     bank: BankResult
     staleness: dict[str, ModeStaleness]
     visibility: Visibility | None
 
 
-def analyse(result: RunResult, check_timeout: float = 60.0) -> Report:
+def analyse(result: RunResult) -> Report:
     return Report(
         result=result,
         stats=kind_stats(result),
         lag=scheduling_lag(result),
-        linearizability=check_linearizable(result, check_timeout),
+        serializability=check_serializable(result),
         bank=check_bank(result),
         staleness=check_staleness(result),
         visibility=check_visibility(result),
@@ -72,7 +73,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "operations": len(result.records),
         "scheduling_lag_ms": percentiles_ms(report.lag),
         "modes": {kind: stats.to_json() for kind, stats in report.stats.items()},
-        "linearizability": report.linearizability.to_json(),
+        "strict_serializability": report.serializability.to_json(),
         "bank_invariant": report.bank.to_json(),
         "staleness": {mode: s.to_json() for mode, s in report.staleness.items()},
         "t_visibility": report.visibility.to_json() if report.visibility else None,
@@ -84,15 +85,12 @@ def to_json(report: Report) -> dict[str, Any]:
 
 def _verdict_text(report: Report) -> list[tuple[str, str, bool]]:
     """(check, outcome, passed) lines shared by the console and the HTML page."""
-    lin = report.linearizability
-    failing = lin.failing_keys()
+    ledger = report.serializability
     lines = [
         (
-            "linearizability (strong reads, transfers)",
-            f"{lin.verdict}: {len(lin.keys)} accounts, {lin.operations} operations, "
-            f"{lin.seconds:.2f} s"
-            + (f"; failing: {', '.join(map(str, failing))}" if failing else ""),
-            lin.verdict is Verdict.LINEARIZABLE,
+            f"{PROPERTY} (strong reads, snapshots, transfers)",
+            f"{ledger.headline()}: {ledger.coverage()}",
+            ledger.passed,
         ),
         (
             "bank invariant (strong snapshots)",
@@ -172,9 +170,8 @@ def print_console(report: Report, console: Console) -> None:
     for check, outcome, passed in _verdict_text(report):
         mark = "[green]✓[/]" if passed else "[red]✗[/]"
         console.print(f"{mark} {check}: {outcome}", highlight=False)
-    for example in report.linearizability.counterexamples:
-        for line in example.lines(report.linearizability.model):
-            console.print(line, highlight=False, markup=False)
+    for line in report.serializability.lines():
+        console.print(line, highlight=False, markup=False)
 
 
 # ---- plots -----------------------------------------------------------------------------
@@ -305,10 +302,8 @@ def render_html(report: Report) -> str:
         f"{html.escape(outcome)}</li>"
         for check, outcome, passed in _verdict_text(report)
     )
-    counterexamples = "".join(
-        "<pre>" + html.escape("\n".join(c.lines(report.linearizability.model))) + "</pre>"
-        for c in report.linearizability.counterexamples
-    )
+    anomalies = report.serializability.lines()
+    counterexamples = f"<pre>{html.escape(chr(10).join(anomalies))}</pre>" if anomalies else ""
     lag = percentiles_ms(report.lag)
     images = [
         ("Latency", latency_spectrum_plot(report)),

@@ -27,6 +27,7 @@ pytest_plugins = [
     "tests.fixtures.fanout",
     "tests.fixtures.cloudtasks",
     "tests.fixtures.infra",
+    "tests.fixtures.bank",
 ]
 
 LAYERS = ("unit", "integration", "e2e")

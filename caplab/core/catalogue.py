@@ -24,7 +24,8 @@ class Service:
     factory: str
     """The ASGI app factory, ``"module:function"``."""
     local_only: bool = False
-    """Exists only on the laptop (the webhook sink stands in for customers and the bank)."""
+    """Exists only on the laptop (the webhook sink stands in for customers, the bank for a
+    bank)."""
     external: bool = False
     """Reachable from the internet (still behind IAM unless public); otherwise internal-only
     ingress, for services called only by Pub/Sub push, Cloud Tasks or nobody."""
@@ -89,6 +90,9 @@ SERVICES: tuple[Service, ...] = (
         handles_queues=("webhooks",),
     ),
     Service(name="sink", port=8089, factory="caplab.local.sink.app:create_app", local_only=True),
+    # The ledger's payout saga pays through it locally (CAPLAB_BANK_URL); in the cloud the bank
+    # is a real one, configured on the ledger.
+    Service(name="bank", port=8090, factory="caplab.local.bank.app:create_app", local_only=True),
 )
 """Every service, in the order ``caplab serve`` starts them."""
 

@@ -76,6 +76,13 @@ class ClientFactory:
 
         return bigtable.Client(project=self.settings.project)
 
+    @functools.cached_property
+    def bigtable_admin(self) -> bigtable.Client:
+        """A Bigtable client that may also create and delete tables (the row-key lab's own)."""
+        from google.cloud import bigtable
+
+        return bigtable.Client(project=self.settings.project, admin=True)
+
     def bigtable_table(self, table: str, app_profile_id: str | None = None) -> Table:
         instance = self.bigtable.instance(self.settings.bigtable_instance)
         return instance.table(table, app_profile_id=app_profile_id)

@@ -7,11 +7,16 @@ frozen dataclasses. The emulator bootstrap (``emulators.bootstrap``) and the Pul
 (``infra/``) both read :data:`TOPOLOGY`, so the laptop and the cloud cannot drift; tests
 assert that each side creates exactly this.
 
+Spanner's schema is an append-only list of migrations (:class:`Migration`): the emulator
+bootstrap and the Pulumi program apply the same statements in the same order, and
+``infra/schema.lock`` pins every shipped one (a test fails when one changes).
+
 This module must stay importable without Pulumi or any Google client library: it is data.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -19,13 +24,45 @@ LOCAL_PROJECT = "caplab-local"
 """Project id used against the emulators (any id works there; this one is never real)."""
 
 
+_MIGRATION_ID = re.compile(r"[a-z][a-z0-9_]{0,127}")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema change: DDL statements applied once, in order, after every earlier
+    migration. A shipped migration is never edited, reordered or removed: deployed databases
+    have applied it (the Pulumi program passes every statement, in order, as the database's
+    ``ddls``, and an edited statement makes it replace the database), so every change is a
+    new migration at the end. ``id`` names the Spanner operation that applies it
+    (``[a-z][a-z0-9_]*``), which makes applying it a second time a no-op."""
+
+    id: str
+    statements: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not _MIGRATION_ID.fullmatch(self.id):
+            raise ValueError(f"migration id {self.id!r} is not a Spanner operation id")
+        if not self.statements:
+            raise ValueError(f"migration {self.id} has no statement")
+
+
 @dataclass(frozen=True)
 class SpannerDatabase:
     instance: str
     database: str
-    ddl: tuple[str, ...]
+    migrations: tuple[Migration, ...]
     version_retention: str = "1h"
     """How long old versions are kept: the bound on exact-staleness reads."""
+
+    def __post_init__(self) -> None:
+        ids = [migration.id for migration in self.migrations]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate migration ids in {ids}")
+
+    @property
+    def ddl(self) -> tuple[str, ...]:
+        """Every statement of every migration, in order: the schema's history."""
+        return tuple(s for migration in self.migrations for s in migration.statements)
 
     def table_names(self) -> tuple[str, ...]:
         """Names of the tables the DDL creates, in declaration order."""
@@ -145,8 +182,11 @@ class Topology:
         return next(q for q in self.queues if q.name == name)
 
 
-LEDGER_DDL = (
-    """CREATE TABLE Accounts (
+LEDGER_MIGRATIONS = (
+    Migration(
+        "m0001_ledger",
+        (
+            """CREATE TABLE Accounts (
   AccountId STRING(64) NOT NULL,
   Owner STRING(256) NOT NULL,
   BalanceCents INT64 NOT NULL,
@@ -155,7 +195,7 @@ LEDGER_DDL = (
   UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
   CONSTRAINT NonNegativeBalance CHECK (BalanceCents >= 0),
 ) PRIMARY KEY (AccountId)""",
-    """CREATE TABLE Transfers (
+            """CREATE TABLE Transfers (
   TransferId STRING(64) NOT NULL,
   FromAccount STRING(64) NOT NULL,
   ToAccount STRING(64) NOT NULL,
@@ -165,7 +205,7 @@ LEDGER_DDL = (
   CommittedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
   CONSTRAINT PositiveAmount CHECK (AmountCents > 0),
 ) PRIMARY KEY (TransferId)""",
-    """CREATE TABLE IdempotencyKeys (
+            """CREATE TABLE IdempotencyKeys (
   IdempotencyKey STRING(255) NOT NULL,
   RequestHash STRING(64) NOT NULL,
   ResponseStatus INT64 NOT NULL,
@@ -173,7 +213,7 @@ LEDGER_DDL = (
   CreatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (IdempotencyKey),
   ROW DELETION POLICY (OLDER_THAN(CreatedAt, INTERVAL 1 DAY))""",
-    """CREATE TABLE Outbox (
+            """CREATE TABLE Outbox (
   EventId STRING(64) NOT NULL,
   EventType STRING(64) NOT NULL,
   OrderingKey STRING(64) NOT NULL,
@@ -182,16 +222,27 @@ LEDGER_DDL = (
   PublishedAt TIMESTAMP OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (EventId),
   ROW DELETION POLICY (OLDER_THAN(PublishedAt, INTERVAL 7 DAY))""",
-    "CREATE INDEX OutboxByPublished ON Outbox (PublishedAt, CommittedAt)",
-    # The notifier's webhook registrations: where each account wants its events delivered.
-    """CREATE TABLE Webhooks (
+            "CREATE INDEX OutboxByPublished ON Outbox (PublishedAt, CommittedAt)",
+        ),
+    ),
+    Migration(
+        "m0002_webhooks",
+        (
+            # The notifier's webhook registrations: where each account wants its events
+            # delivered.
+            """CREATE TABLE Webhooks (
   AccountId STRING(64) NOT NULL,
   Url STRING(2048) NOT NULL,
   UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (AccountId)""",
-    # The payout saga: the held amount lives on the payout row until it settles (leaves the
-    # ledger) or is compensated (returns to the account).
-    """CREATE TABLE Payouts (
+        ),
+    ),
+    Migration(
+        "m0003_payouts",
+        (
+            # The payout saga: the held amount lives on the payout row until it settles
+            # (leaves the ledger) or is compensated (returns to the account).
+            """CREATE TABLE Payouts (
   PayoutId STRING(64) NOT NULL,
   AccountId STRING(64) NOT NULL,
   AmountCents INT64 NOT NULL,
@@ -203,8 +254,9 @@ LEDGER_DDL = (
   UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
   CONSTRAINT PositivePayout CHECK (AmountCents > 0),
 ) PRIMARY KEY (PayoutId)""",
-    "CREATE UNIQUE INDEX PayoutsByIdempotencyKey ON Payouts (IdempotencyKey) STORING (RequestHash)",
-    """CREATE TABLE PayoutSteps (
+            "CREATE UNIQUE INDEX PayoutsByIdempotencyKey ON Payouts (IdempotencyKey) "
+            "STORING (RequestHash)",
+            """CREATE TABLE PayoutSteps (
   PayoutId STRING(64) NOT NULL,
   Step INT64 NOT NULL,
   State STRING(16) NOT NULL,
@@ -212,24 +264,53 @@ LEDGER_DDL = (
   RecordedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (PayoutId, Step),
   INTERLEAVE IN PARENT Payouts ON DELETE CASCADE""",
-    # The relay (docs/relay.md): the lease epoch that stamped each row (its fencing token),
-    # rows it parked because they can never be published, and an index of exactly the rows
-    # still to publish, so parked rows never sit in front of the pending ones.
-    "ALTER TABLE Outbox ADD COLUMN PublishedEpoch INT64",
-    "ALTER TABLE Outbox ADD COLUMN ParkedAt TIMESTAMP OPTIONS (allow_commit_timestamp = true)",
-    "ALTER TABLE Outbox ADD COLUMN ParkedReason STRING(MAX)",
-    "CREATE INDEX OutboxPending ON Outbox (PublishedAt, ParkedAt, CommittedAt)",
-    "DROP INDEX OutboxByPublished",
-    # The relay's leader lease: one row per lease name. ExpiresAt is on Spanner's clock (set
-    # from CURRENT_TIMESTAMP(), never from a relay's clock), and Epoch grows by one with each
-    # new holder.
-    """CREATE TABLE RelayLease (
+        ),
+    ),
+    Migration(
+        # The operation that wrote each account's current version ("create", a transfer id,
+        # or a payout step): what lets a history checker attribute every version it reads.
+        "m0004_last_writer",
+        ("ALTER TABLE Accounts ADD COLUMN LastWriter STRING(128)",),
+    ),
+    Migration(
+        # The payout saga pays the configured bank, so the caller's BankUrl goes. Attempts are
+        # counted and stamped before each call to the bank; each step names its event; the
+        # sweeper finds open payouts through PayoutsByState.
+        "m0005_payout_attempts",
+        (
+            "ALTER TABLE Payouts DROP COLUMN BankUrl",
+            "ALTER TABLE Payouts ADD COLUMN BankAttempts INT64 NOT NULL DEFAULT (0)",
+            "ALTER TABLE Payouts ADD COLUMN LastAttemptAt TIMESTAMP "
+            "OPTIONS (allow_commit_timestamp = true)",
+            "ALTER TABLE PayoutSteps ADD COLUMN Event STRING(32)",
+            "CREATE INDEX PayoutsByState ON Payouts (State, UpdatedAt)",
+        ),
+    ),
+    Migration(
+        # The relay (docs/relay.md): the lease epoch that stamped each row (its fencing
+        # token), rows it parked because they can never be published, an index of exactly the
+        # rows still to publish (parked rows never sit in front of pending ones) in place of
+        # OutboxByPublished, and the leader lease: one row per lease name, ExpiresAt on
+        # Spanner's clock (set from CURRENT_TIMESTAMP()), Epoch one more for each new holder.
+        "m0006_relay_lease",
+        (
+            "ALTER TABLE Outbox ADD COLUMN PublishedEpoch INT64",
+            "ALTER TABLE Outbox ADD COLUMN ParkedAt TIMESTAMP "
+            "OPTIONS (allow_commit_timestamp = true)",
+            "ALTER TABLE Outbox ADD COLUMN ParkedReason STRING(MAX)",
+            "CREATE INDEX OutboxPending ON Outbox (PublishedAt, ParkedAt, CommittedAt)",
+            "DROP INDEX OutboxByPublished",
+            """CREATE TABLE RelayLease (
   Name STRING(64) NOT NULL,
   Holder STRING(256) NOT NULL,
   Epoch INT64 NOT NULL,
   ExpiresAt TIMESTAMP NOT NULL,
 ) PRIMARY KEY (Name)""",
+        ),
+    ),
 )
+"""The ledger database's schema, oldest change first. Append a migration (and pin it in
+``infra/schema.lock``); never edit one that shipped."""
 
 _PUSH_RETRY = RetryPolicy(minimum_backoff_seconds=1, maximum_backoff_seconds=60)
 
@@ -243,7 +324,7 @@ the last of 100 attempts comes at least 99 x 60 s = 99 min after the first, what
 growth between the two bounds (docs/relay.md has the arithmetic and the sources)."""
 
 TOPOLOGY = Topology(
-    spanner=SpannerDatabase(instance="caplab", database="ledger", ddl=LEDGER_DDL),
+    spanner=SpannerDatabase(instance="caplab", database="ledger", migrations=LEDGER_MIGRATIONS),
     topics=("transfer-events",),
     subscriptions=(
         PushSubscription(

@@ -23,6 +23,12 @@ import httpx
 from caplab.core.errors import CaplabError
 
 
+def stand_in_environment(urls: Mapping[str, str]) -> dict[str, str]:
+    """Variables pointing services at the local-only stand-ins, given each service's base URL:
+    the ledger pays out through the stand-in bank."""
+    return {"CAPLAB_BANK_URL": urls["bank"]}
+
+
 @dataclass
 class RunningService:
     name: str

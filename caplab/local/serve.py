@@ -75,10 +75,15 @@ def _serve(args: argparse.Namespace) -> int:
         raise CaplabError(
             "the emulators are not all healthy; start them with `caplab emulators up`"
         )
-    environ = dict(os.environ, **manager.client_environment(config))
     ports = _ports(args.port)
     names = args.only or list(catalogue.NAMES)
     urls = dict(local_service_urls(), **{n: f"http://127.0.0.1:{p}" for n, p in ports.items()})
+    # The user's own variables win over the stand-ins (e.g. CAPLAB_BANK_URL for another bank).
+    environ = {
+        **launcher.stand_in_environment(urls),
+        **os.environ,
+        **manager.client_environment(config),
+    }
     with manager.exported(environ):
         bootstrap.ensure_pubsub(urls)  # push endpoints follow the ports chosen here
     stop_on_sigterm()  # stop the children on SIGTERM as on Ctrl-C

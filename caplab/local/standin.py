@@ -54,7 +54,9 @@ class StandInLedger:
         self.token = token
         self.stall_at, self.stall_for = stall_at, stall_for
         self.first_load_request: float | None = None
-        self.accounts: dict[str, list[Any]] = {}  # id -> [balance, version, updated_at]
+        self.accounts: dict[
+            str, list[Any]
+        ] = {}  # id -> [balance, version, updated_at, last_writer]
         self.activity: dict[str, list[dict[str, Any]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -116,8 +118,8 @@ class StandInLedger:
 
     def create(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         stamp = _now_rfc3339()
-        self.accounts.setdefault(body["id"], [body["balance_cents"], 1, stamp])
-        balance, version, updated = self.accounts[body["id"]]
+        self.accounts.setdefault(body["id"], [body["balance_cents"], 1, stamp, "create"])
+        balance, version, updated, _ = self.accounts[body["id"]]
         return 201, {"account": body["id"], "owner": body["owner"], "balance_cents": balance,
                      "version": version, "commit_timestamp": updated, "created": True}  # fmt: skip
 
@@ -128,31 +130,41 @@ class StandInLedger:
         if self.accounts[source][0] < amount:
             return 422, {"type": "/problems/insufficient-funds", "status": 422}
         stamp = _now_rfc3339()
+        transfer_id = uuid.uuid4().hex
+        previous = {a: self.accounts[a][3] for a in (source, target)}
         for account, delta in ((source, -amount), (target, amount)):
             self.accounts[account][0] += delta
             self.accounts[account][1] += 1
             self.accounts[account][2] = stamp
-        transfer_id = uuid.uuid4().hex
+            self.accounts[account][3] = transfer_id
         for account in (source, target):
             item = {"transfer_id": transfer_id, "committed_at": stamp}
             self.activity.setdefault(account, []).insert(0, item)
         return 201, {"transfer_id": transfer_id, "from": source, "to": target,
                      "amount_cents": amount, "from_version": self.accounts[source][1],
-                     "to_version": self.accounts[target][1], "commit_timestamp": stamp}  # fmt: skip
+                     "to_version": self.accounts[target][1], "commit_timestamp": stamp,
+                     "from_previous_writer": previous[source],
+                     "to_previous_writer": previous[target]}  # fmt: skip
 
     def read(self, account: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if account not in self.accounts:
             return 404, {"type": "/problems/account-not-found", "status": 404}
-        balance, version, updated = self.accounts[account]
+        balance, version, updated, writer = self.accounts[account]
         consistency = query.get("consistency", "strong")
         return 200, {"account": account, "owner": "caplab-load", "balance_cents": balance,
                      "version": version, "updated_at": updated, "read_timestamp": _now_rfc3339(),
                      "consistency": consistency, "staleness": query.get("staleness"),
-                     "served_by": "leader" if consistency == "strong" else "replica"}  # fmt: skip
+                     "served_by": "leader" if consistency == "strong" else "replica",
+                     "last_writer": writer}  # fmt: skip
 
     def snapshot(self, accounts: list[str]) -> tuple[int, dict[str, Any]]:
         rows = [
-            {"account": a, "balance_cents": self.accounts[a][0], "version": self.accounts[a][1]}
+            {
+                "account": a,
+                "balance_cents": self.accounts[a][0],
+                "version": self.accounts[a][1],
+                "last_writer": self.accounts[a][3],
+            }
             for a in accounts
         ]
         return 200, {"read_timestamp": _now_rfc3339(), "accounts": rows,

@@ -8,18 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-REQUIRED_APIS = (
-    "artifactregistry.googleapis.com",
-    "bigtable.googleapis.com",
-    "bigtableadmin.googleapis.com",
-    "cloudbuild.googleapis.com",
-    "cloudresourcemanager.googleapis.com",
-    "cloudtasks.googleapis.com",
-    "iam.googleapis.com",
-    "pubsub.googleapis.com",
-    "run.googleapis.com",
-    "spanner.googleapis.com",
-)
+from infra.deployer import REQUIRED_APIS
 
 
 @dataclass

@@ -1,4 +1,15 @@
-"""Pub/Sub fan-out: topics, OIDC push subscriptions, dead-letter topics and their IAM."""
+"""Pub/Sub fan-out: topics, OIDC push subscriptions, dead-letter topics and their IAM.
+
+Subscriptions never expire: Pub/Sub deletes one idle for 31 days unless its expiration
+policy has an empty TTL (https://cloud.google.com/pubsub/docs/subscription-properties), and a
+quiet month must not delete a push subscription or a dead-letter hold.
+
+The Pub/Sub service agent (``service-<number>@gcp-sa-pubsub.iam.gserviceaccount.com``) is
+created with ``gcp.projects.ServiceIdentity`` rather than assumed: on a new project it may
+not exist yet when the dead-letter grants run. It mints the OIDC tokens of push deliveries,
+which needs ``iam.serviceAccountTokenCreator`` on each push identity (projects created before
+April 2021 do not grant it by default); the grant is on those accounts only.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +23,8 @@ from caplab.core.topology import PushSubscription, Topology
 
 PUBLISHER_ROLE = "roles/pubsub.publisher"
 SUBSCRIBER_ROLE = "roles/pubsub.subscriber"
+TOKEN_CREATOR_ROLE = "roles/iam.serviceAccountTokenCreator"
+NEVER_EXPIRE = gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl="")
 
 
 @dataclass
@@ -24,12 +37,13 @@ class PushTarget:
     identity_email: pulumi.Input[str]
     """The service account whose OIDC token Pub/Sub attaches (the service's only invoker
     for pushes)."""
+    identity_id: pulumi.Input[str]
+    """That account's resource name (``projects/<p>/serviceAccounts/<email>``)."""
 
 
 @dataclass
 class EventFanoutArgs:
     project: pulumi.Input[str]
-    project_number: pulumi.Input[str]
     topology: Topology
     targets: Mapping[str, PushTarget]
     """Service name -> its push target, for every service a subscription names."""
@@ -49,9 +63,12 @@ class EventFanout(pulumi.ComponentResource):
         super().__init__("caplab:infra:EventFanout", name, None, opts)
         self._child = pulumi.ResourceOptions(parent=self)
         self._project = args.project
-        service_agent = pulumi.Output.concat(
-            "serviceAccount:service-", args.project_number, "@gcp-sa-pubsub.iam.gserviceaccount.com"
+        self.service_agent = gcp.projects.ServiceIdentity(
+            f"{name}-pubsub-agent",
+            gcp.projects.ServiceIdentityArgs(project=args.project, service="pubsub.googleapis.com"),
+            self._child,
         )
+        service_agent = self.service_agent.member
         self.topics = {
             topic: gcp.pubsub.Topic(
                 topic, gcp.pubsub.TopicArgs(project=args.project, name=topic), self._child
@@ -70,8 +87,8 @@ class EventFanout(pulumi.ComponentResource):
                     name=held.name,
                     topic=self.topics[held.topic].id,
                     message_retention_duration=f"{held.retention_seconds}s",
-                    # Never expire for inactivity: nothing consumes it until someone looks.
-                    expiration_policy=gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
+                    # Nothing consumes it until someone looks.
+                    expiration_policy=NEVER_EXPIRE,
                 ),
                 self._child,
             )
@@ -102,6 +119,18 @@ class EventFanout(pulumi.ComponentResource):
                 for index, member in enumerate(members)
             ),
         ]
+        self.token_grants = [
+            gcp.serviceaccount.IAMMember(
+                f"{service}-push-token-creator",
+                gcp.serviceaccount.IAMMemberArgs(
+                    service_account_id=target.identity_id,
+                    role=TOKEN_CREATOR_ROLE,
+                    member=service_agent,
+                ),
+                self._child,
+            )
+            for service, target in sorted(args.targets.items())
+        ]
         self.register_outputs(
             {
                 "topics": [topic.id for topic in self.topics.values()],
@@ -121,6 +150,7 @@ class EventFanout(pulumi.ComponentResource):
                 topic=self.topics[declared.topic].id,
                 ack_deadline_seconds=declared.ack_deadline_seconds,
                 enable_message_ordering=declared.enable_message_ordering,
+                expiration_policy=NEVER_EXPIRE,
                 push_config=gcp.pubsub.SubscriptionPushConfigArgs(
                     push_endpoint=pulumi.Output.concat(target.url, declared.path),
                     oidc_token=gcp.pubsub.SubscriptionPushConfigOidcTokenArgs(

@@ -13,6 +13,8 @@ can join an IAM grant to the service it names). Property names are the engine's 
 - ``oidc-everywhere``: every push subscription and every task queue attaches an OIDC token.
 - ``prod-deletion-protection``: in prod, Spanner databases, Bigtable instances and Cloud Run
   services are protected against deletion.
+- ``subscriptions-never-expire``: every Pub/Sub subscription has an expiration policy with an
+  empty TTL (Pub/Sub otherwise deletes a subscription idle for 31 days).
 """
 
 from __future__ import annotations
@@ -149,6 +151,13 @@ def _validate_deletion_protection(args: ResourceValidationArgs, report: ReportVi
         report(f"deletionProtection must be true in {pulumi.get_stack()}", None)
 
 
+def _validate_expiration(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != "gcp:pubsub/subscription:Subscription":
+        return
+    if (args.props.get("expirationPolicy") or {}).get("ttl") != "":
+        report('subscription expires when idle: set expiration_policy ttl to ""', None)
+
+
 POLICIES: list[Policy] = [
     StackValidationPolicy(
         name="no-public-invoker",
@@ -169,6 +178,11 @@ POLICIES: list[Policy] = [
         name="oidc-everywhere",
         description="Every push subscription and every task queue authenticates with OIDC.",
         validate=_validate_oidc,
+    ),
+    ResourceValidationPolicy(
+        name="subscriptions-never-expire",
+        description="Pub/Sub subscriptions never expire for inactivity.",
+        validate=_validate_expiration,
     ),
     ResourceValidationPolicy(
         name="prod-deletion-protection",

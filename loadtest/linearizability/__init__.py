@@ -1,11 +1,16 @@
-"""A linearizability checker: Porcupine's algorithm as a small Python library.
+"""Checkers for recorded histories: linearizability of single-key objects, strict
+serializability of the ledger.
 
-Give it a sequential :class:`Model` (initial state, step function, partition by key) and a
-history of operations with call and return times; :func:`check` splits the history by key
-(P-compositionality), runs the Wing & Gong / Lowe depth-first search over linearization points
-on each key with memoization of (linearized set, state), and returns a verdict per key plus a
-minimal counterexample for failing keys. Models shipped: :data:`KV` (read / write / cas) and
-:data:`LEDGER` (a versioned register per account, transfers projected on both accounts).
+- Single-key objects (:data:`KV`: read / write / compare-and-set / append): give
+  :func:`check` a sequential :class:`Model` (initial state, step function, partition by key)
+  and a history of operations with call and return times; it splits the history by key
+  (P-compositionality), runs the Wing & Gong / Lowe depth-first search over linearization
+  points on each key with memoization of (linearized set, state), and returns a verdict per
+  key plus a minimal counterexample for the failing key (Porcupine's algorithm).
+- The ledger (:func:`check_ledger`): transfers write two accounts at once, so per-key search
+  is not enough; the checker infers the dependency graph from versions and real time and
+  looks for cycles (Elle's approach), plus the checks a graph cannot make.
+
 The JSON history format is documented in :mod:`loadtest.linearizability.history`.
 """
 
@@ -21,24 +26,30 @@ from loadtest.linearizability.history import (
     parse_history,
 )
 from loadtest.linearizability.kv import KV
-from loadtest.linearizability.ledger import LEDGER
+from loadtest.linearizability.ledger import LedgerResult, LedgerVerdict, check_ledger
 from loadtest.linearizability.model import Model
 from loadtest.linearizability.search import Verdict
 
-MODELS: dict[str, Model] = {model.name: model for model in (KV, LEDGER)}
+MODELS: dict[str, Model] = {KV.name: KV}
+"""Single-key models, checked by :func:`check`."""
+MODEL_NAMES = ("kv", "ledger")
+"""Every model a history file may name (``ledger``: :func:`check_ledger`)."""
 
 __all__ = [
     "KV",
-    "LEDGER",
     "MODELS",
+    "MODEL_NAMES",
     "CheckResult",
     "Counterexample",
     "History",
     "HistoryFormatError",
+    "LedgerResult",
+    "LedgerVerdict",
     "Model",
     "Operation",
     "Verdict",
     "check",
+    "check_ledger",
     "dump_history",
     "load_history",
     "parse_history",

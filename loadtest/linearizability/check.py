@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 
 from loadtest.linearizability.history import Json, Operation, renumber
 from loadtest.linearizability.model import Model
-from loadtest.linearizability.search import SearchResult, Verdict, search
+from loadtest.linearizability.search import (
+    DEFAULT_MEMO_LIMIT,
+    Search,
+    SearchResult,
+    Verdict,
+    search,
+)
 
 DEFAULT_SHRINK_SECONDS = 10.0
 
@@ -80,6 +86,7 @@ class KeyResult:
     verdict: Verdict
     operations: int
     configurations: int
+    partial: tuple[Operation, ...] = ()  # UNKNOWN: the longest partial linearization found
 
 
 @dataclass(frozen=True)
@@ -90,19 +97,69 @@ class CheckResult:
     counterexamples: tuple[Counterexample, ...]
     seconds: float
     operations: int = field(default=0)
+    unchecked: int = field(default=0)  # keys left once one was found not linearizable
+
+    @property
+    def exit_status(self) -> int:
+        return {Verdict.LINEARIZABLE: 0, Verdict.NOT_LINEARIZABLE: 2, Verdict.UNKNOWN: 3}[
+            self.verdict
+        ]
 
     def failing_keys(self) -> list[Hashable]:
         return [k.key for k in self.keys if k.verdict is Verdict.NOT_LINEARIZABLE]
 
+    def headline(self) -> str:
+        return str(self.verdict)
+
+    def coverage(self) -> str:
+        unchecked = f" ({self.unchecked} left unchecked)" if self.unchecked else ""
+        return (
+            f"{self.operations} operations, {len(self.keys)} keys{unchecked}, checked in "
+            f"{self.seconds:.3f} s"
+        )
+
+    def lines(self) -> list[str]:
+        out = []
+        failing = self.failing_keys()
+        if failing:
+            out.append(f"not linearizable: key {', '.join(map(str, failing))}")
+        for example in self.counterexamples:
+            out += example.lines(self.model)
+        for k in self.keys:
+            if k.verdict is Verdict.UNKNOWN:
+                shown = " ; ".join(
+                    self.model.describe_operation(op.input, None if op.pending else op.output)
+                    for op in k.partial[:_PARTIAL_SHOWN]
+                )
+                more = " ; …" if len(k.partial) > _PARTIAL_SHOWN else ""
+                out.append(
+                    f"key {k.key!r}: undecided after {k.configurations} configurations; longest "
+                    f"partial linearization {len(k.partial)} of {k.operations} operations: "
+                    f"{shown or '(nothing)'}{more}"
+                )
+        return out
+
     def to_json(self) -> dict[str, Json]:
         return {
             "model": self.model.name,
+            "property": "linearizability",
             "verdict": str(self.verdict),
             "seconds": round(self.seconds, 6),
             "operations": self.operations,
             "keys": {str(k.key): str(k.verdict) for k in self.keys},
+            "unchecked_keys": self.unchecked,
             "counterexamples": [c.to_json(self.model) for c in self.counterexamples],
+            "partial_linearizations": {
+                str(k.key): [op.to_json() for op in k.partial]
+                for k in self.keys
+                if k.verdict is Verdict.UNKNOWN
+            },
         }
+
+
+_PARTIAL_SHOWN = 12
+FIRST_SLICE = 0.05
+"""Seconds each key may search in the first round; the slice doubles every round."""
 
 
 def partition(model: Model, operations: Sequence[Operation]) -> dict[Hashable, list[Operation]]:
@@ -193,28 +250,83 @@ def check(
     model: Model,
     operations: Sequence[Operation],
     timeout: float | None = None,
-    counterexamples: int = 1,
     shrink_seconds: float = DEFAULT_SHRINK_SECONDS,
+    memo_limit: int = DEFAULT_MEMO_LIMIT,
 ) -> CheckResult:
     """Check ``operations`` against ``model`` key by key (P-compositionality).
 
-    ``timeout`` bounds the whole search (keys left unsearched are UNKNOWN); up to
-    ``counterexamples`` failing keys get a shrunk counterexample.
+    Keys are searched in rounds: each undecided key gets a slice of time (doubling every
+    round, never more than a fair share of what is left of ``timeout``), so one hard key
+    cannot starve the others. The first key found not linearizable ends the check with its
+    shrunk counterexample (shrinking stops at the deadline; ``shrink_seconds=0``: the key's
+    whole history, unshrunk); keys still undecided at the deadline are UNKNOWN, each with its
+    longest partial linearization.
     """
     started = time.monotonic()
     deadline = math.inf if timeout is None else started + timeout
-    keys: list[KeyResult] = []
-    examples: list[Counterexample] = []
-    for key, ops in partition(model, operations).items():
-        result = search(model, ops, deadline)
-        keys.append(KeyResult(key, result.verdict, len(ops), result.configurations))
-        if result.verdict is Verdict.NOT_LINEARIZABLE and len(examples) < counterexamples:
-            examples.append(shrink(model, key, ops, shrink_seconds))
+    parts = partition(model, operations)
+    searches: dict[Hashable, Search] = {}
+    decided: dict[Hashable, SearchResult] = {}
+    failing: Hashable | None = None
+    slice_seconds = FIRST_SLICE
+    while failing is None and len(decided) < len(parts):
+        undecided = [key for key in parts if key not in decided]
+        for position, key in enumerate(undecided):
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            share = min(slice_seconds, (deadline - now) / (len(undecided) - position))
+            searching = searches.get(key)
+            if searching is None:
+                searching = searches[key] = Search(model, parts[key], memo_limit)
+            result = searching.run(now + share)
+            if result is None:
+                continue
+            decided[key] = result
+            del searches[key]  # its memo goes with it
+            if result.verdict is Verdict.NOT_LINEARIZABLE:
+                failing = key
+                break
+        if time.monotonic() >= deadline:
+            break
+        slice_seconds *= 2
+    keys = [
+        KeyResult(key, r.verdict, len(parts[key]), r.configurations) for key, r in decided.items()
+    ]
+    if failing is None:
+        for key, searching in searches.items():
+            partial = searching.unknown()
+            ops = parts[key]
+            keys.append(
+                KeyResult(
+                    key,
+                    Verdict.UNKNOWN,
+                    len(ops),
+                    partial.configurations,
+                    tuple(ops[i] for i in partial.longest_linearization),
+                )
+            )
+    examples: tuple[Counterexample, ...] = ()
+    if failing is not None:
+        budget = min(shrink_seconds, max(0.0, deadline - time.monotonic()))
+        ops = parts[failing]
+        examples = (
+            shrink(model, failing, ops, budget)
+            if budget > 0
+            else _counterexample(model, failing, ops, decided[failing], minimal=False),
+        )
     verdicts = {k.verdict for k in keys}
     verdict = next(
         (v for v in (Verdict.NOT_LINEARIZABLE, Verdict.UNKNOWN) if v in verdicts),
         Verdict.LINEARIZABLE,
     )
+    unchecked = len(parts) - len(keys)
     return CheckResult(
-        model, verdict, tuple(keys), tuple(examples), time.monotonic() - started, len(operations)
+        model,
+        verdict,
+        tuple(keys),
+        examples,
+        time.monotonic() - started,
+        len(operations),
+        unchecked,
     )

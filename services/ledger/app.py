@@ -6,7 +6,9 @@ Run it as the container does: ``PORT=8081 caplab service ledger``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -78,12 +80,18 @@ def create_app(
     runner = TransactionRunner(clients.spanner_database, settings.deadline, settings.transactions)
     store = LedgerStore(runner, replica=clients.spanner_replica_database)
     transfers = Transfers(store)
-    cache = BalanceCache(settings.cache_ttl)
+    cache = BalanceCache(settings.cache_ttl, settings.cache_max_entries)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with payouts.running():
+            yield
 
     app = create_service_app(
         "caplab ledger",
         project=settings.gcp.project,
         readiness=store.ping,
+        lifespan=lifespan,
         version="1.0.0",
         description=(
             "Accounts and transfers on Cloud Spanner. Balance reads choose their consistency: "
@@ -132,11 +140,11 @@ def create_app(
     ) -> Response:  # fmt: skip
         if consistency is Consistency.CACHED:
             max_age = _staleness(staleness, settings.cache_ttl, settings.cache_ttl)
-            entry = cache.get(account_id, max_age)
-            if entry is not None:
+            hit = cache.get(account_id, max_age)
+            if hit is not None:
                 return _account_out(
-                    entry.row, entry.read_timestamp_text, consistency, max_age, "cache",
-                    cache_age=format_duration(_to_milliseconds(entry.age_now())),
+                    hit.entry.row, hit.entry.read_timestamp_text, consistency, max_age, "cache",
+                    cache_age=format_duration(_to_milliseconds(hit.age)),
                 )  # fmt: skip
             bound, mode = max_age, Consistency.STRONG
         elif consistency is Consistency.STRONG:
@@ -160,7 +168,7 @@ def create_app(
             raise account_not_found(account_id, "path.account_id")
         read_timestamp = rfc3339(read.read_timestamp)
         if consistency is Consistency.CACHED:
-            cache.put(row, read_timestamp)
+            cache.put(row, read.read_timestamp, read_timestamp)
         return _account_out(row, read_timestamp, consistency, bound, SERVED_BY[consistency])
 
     @app.get(
@@ -204,7 +212,12 @@ def create_app(
         return SnapshotOut(
             read_timestamp=rfc3339(read.read_timestamp),
             accounts=[
-                SnapshotAccount(account=r.account, balance_cents=r.balance_cents, version=r.version)
+                SnapshotAccount(
+                    account=r.account,
+                    balance_cents=r.balance_cents,
+                    version=r.version,
+                    last_writer=r.last_writer,
+                )
                 for r in rows
             ],
             total_cents=sum(r.balance_cents for r in rows),
@@ -292,7 +305,7 @@ def create_app(
     async def cache_stats() -> CacheStats:
         return cache.stats()
 
-    add_payout_routes(app, clients, runner)
+    payouts = add_payout_routes(app, clients, runner, settings.payouts)
     return app
 
 
@@ -322,6 +335,7 @@ def _account_out(
             "staleness": format_duration(bound) if bound is not None else None,
             "served_by": served_by,
             "cache_age": cache_age,
+            "last_writer": row.last_writer,
         }
     )
     return Response(out.model_dump_json(), media_type="application/json")

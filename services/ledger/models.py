@@ -24,6 +24,12 @@ class Consistency(enum.StrEnum):
 
 ServedBy = Literal["leader", "replica", "cache"]
 
+LAST_WRITER = (
+    "the operation that wrote this version: `create`, a transfer id, or a payout step "
+    "(`payout:<id>:held`, `payout:<id>:compensated`); null for a version written before "
+    "writers were recorded"
+)
+
 
 class AccountIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -45,6 +51,7 @@ class AccountOut(BaseModel):
     )
     served_by: ServedBy
     cache_age: str | None = Field(None, description="age of the cache entry served (cached hits)")
+    last_writer: str | None = Field(None, description=LAST_WRITER)
 
 
 class AccountCreated(BaseModel):
@@ -80,6 +87,12 @@ class TransferOut(BaseModel):
     to_version: int
     from_balance_cents: int | None = None
     to_balance_cents: int | None = None
+    from_previous_writer: str | None = Field(
+        None, description="the writer of the version of `from` this transfer replaced"
+    )
+    to_previous_writer: str | None = Field(
+        None, description="the writer of the version of `to` this transfer replaced"
+    )
     commit_timestamp: str
 
 
@@ -87,6 +100,7 @@ class SnapshotAccount(BaseModel):
     account: str
     balance_cents: int
     version: int
+    last_writer: str | None = Field(None, description=LAST_WRITER)
 
 
 class SnapshotOut(BaseModel):

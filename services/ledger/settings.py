@@ -9,8 +9,16 @@ from datetime import timedelta
 
 from caplab.core.durations import parse_duration
 from caplab.core.environment import GcpSettings, config_from
+from services.ledger.payouts.settings import PayoutSettings
 from services.shared.oidc import OidcVerifier
 from services.shared.transactions import TransactionSettings
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{text!r} is not a positive integer")
+    return value
 
 
 @dataclass(frozen=True)
@@ -24,11 +32,17 @@ class LedgerSettings:
     """Upper bound a request may ask for; must stay within the database's version retention
     (1 h), beyond which Spanner refuses the read."""
     cache_ttl: timedelta
-    """How long a cached balance may be served when no invalidation arrives."""
+    """How long after its read timestamp a cached balance may be served when no invalidation
+    arrives."""
+    cache_max_entries: int
+    """Balances one instance caches at most (least recently used evicted first): 10,000
+    entries of a few hundred bytes each, a few MB."""
     deadline: timedelta
     """Whole-request bound on Spanner work; past it the request is a 503 + Retry-After."""
     push_auth: OidcVerifier
     """Who may push cache invalidations (verified in the cloud; the emulator signs nothing)."""
+    payouts: PayoutSettings
+    """The bank and the saga's sweeper (``CAPLAB_BANK_*``, ``CAPLAB_PAYOUTS_*``)."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LedgerSettings:
@@ -41,6 +55,10 @@ class LedgerSettings:
             ),
             max_staleness=config("CAPLAB_LEDGER_MAX_STALENESS", cast=parse_duration, default="1h"),
             cache_ttl=config("CAPLAB_LEDGER_CACHE_TTL", cast=parse_duration, default="30s"),
+            cache_max_entries=config(
+                "CAPLAB_LEDGER_CACHE_MAX_ENTRIES", cast=_positive_int, default="10000"
+            ),
             deadline=config("CAPLAB_LEDGER_DEADLINE", cast=parse_duration, default="5s"),
             push_auth=OidcVerifier.from_config(config, "CAPLAB_PUSH"),
+            payouts=PayoutSettings.from_config(config),
         )

@@ -23,7 +23,9 @@ from services.shared.transactions import TransactionRunner
 if TYPE_CHECKING:
     from google.cloud.spanner_v1.database import Database, SnapshotCheckout
 
-ACCOUNT_COLUMNS = ("AccountId", "Owner", "BalanceCents", "Version", "UpdatedAt")
+ACCOUNT_COLUMNS = ("AccountId", "Owner", "BalanceCents", "Version", "UpdatedAt", "LastWriter")
+CREATED = "create"
+"""The writer recorded for an account's first version."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,11 @@ class AccountRow:
     balance_cents: int
     version: int
     updated_at: datetime
+    last_writer: str | None = None  # None: written before writers were recorded
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> AccountRow:
-        return cls(row[0], row[1], row[2], row[3], row[4])
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5])
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,15 @@ class LedgerStore:
                 return AccountRow.from_row(existing[0]), transaction
             transaction.insert(
                 "Accounts",
-                ("AccountId", "Owner", "BalanceCents", "Version", "CreatedAt", "UpdatedAt"),
+                (
+                    "AccountId",
+                    "Owner",
+                    "BalanceCents",
+                    "Version",
+                    "CreatedAt",
+                    "UpdatedAt",
+                    "LastWriter",
+                ),
                 [
                     (
                         account,
@@ -119,6 +130,7 @@ class LedgerStore:
                         1,
                         spanner.COMMIT_TIMESTAMP,
                         spanner.COMMIT_TIMESTAMP,
+                        CREATED,
                     )
                 ],
             )
@@ -126,7 +138,8 @@ class LedgerStore:
 
         existing, transaction = self.runner.run(create)
         if existing is None:
-            return AccountRow(account, owner, balance_cents, 1, transaction.committed), True
+            row = AccountRow(account, owner, balance_cents, 1, transaction.committed, CREATED)
+            return row, True
         if existing.owner != owner:
             raise Problem(
                 409,

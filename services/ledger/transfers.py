@@ -82,7 +82,7 @@ class Transfers:
             row[0]: row
             for row in transaction.read(
                 "Accounts",
-                ("AccountId", "BalanceCents", "Version"),
+                ("AccountId", "BalanceCents", "Version", "LastWriter"),
                 KeySet(keys=[[source], [target]]),
             )
         }
@@ -90,8 +90,8 @@ class Transfers:
             raise account_not_found(source, "body.from")
         if target not in rows:
             raise account_not_found(target, "body.to")
-        _, from_balance, from_version = rows[source]
-        _, to_balance, to_version = rows[target]
+        _, from_balance, from_version, from_writer = rows[source]
+        _, to_balance, to_version, to_writer = rows[target]
         if from_balance < amount:
             raise Problem(
                 422,
@@ -108,10 +108,13 @@ class Transfers:
             )
         transfer_id = uuid.uuid4().hex
         event_id = uuid.uuid4().hex
-        new_from = (source, from_balance - amount, from_version + 1, spanner.COMMIT_TIMESTAMP)
-        new_to = (target, to_balance + amount, to_version + 1, spanner.COMMIT_TIMESTAMP)
+        stamp = spanner.COMMIT_TIMESTAMP
+        new_from = (source, from_balance - amount, from_version + 1, stamp, transfer_id)
+        new_to = (target, to_balance + amount, to_version + 1, stamp, transfer_id)
         transaction.update(
-            "Accounts", ("AccountId", "BalanceCents", "Version", "UpdatedAt"), [new_from, new_to]
+            "Accounts",
+            ("AccountId", "BalanceCents", "Version", "UpdatedAt", "LastWriter"),
+            [new_from, new_to],
         )
         transaction.insert(
             "Transfers",
@@ -168,6 +171,8 @@ class Transfers:
             "to_version": to_version + 1,
             "from_balance_cents": from_balance - amount,
             "to_balance_cents": to_balance + amount,
+            "from_previous_writer": from_writer,
+            "to_previous_writer": to_writer,
         }
         transaction.insert(
             "IdempotencyKeys",

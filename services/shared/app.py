@@ -8,7 +8,11 @@
 - a Google API that is unreachable or timed out (``ServiceUnavailable``, ``DeadlineExceeded``,
   a retry deadline) becomes 503 with ``Retry-After``: the caller may try again;
 - ``/healthz`` (liveness: the process answers) and ``/readyz`` (readiness: the ``readiness``
-  callable, e.g. a Spanner ``SELECT 1``, succeeded within its deadline);
+  callable, e.g. a Spanner ``SELECT 1``, succeeded within its deadline), also served as
+  ``/health`` and ``/ready``: Cloud Run reserves some paths ending in ``z`` on a service's
+  URL (https://cloud.google.com/run/docs/known-issues), so people and monitors use the
+  latter through the URL while Cloud Run's probes, which reach the container directly, keep
+  the former;
 - JSON logs carrying the request's Cloud Trace (:mod:`services.shared.logging`).
 
 Shutdown on SIGTERM is uvicorn's: stop accepting, finish in-flight requests, run the lifespan's
@@ -110,24 +114,30 @@ def create_app(
         problem = Problem(500, "internal-error", "an unexpected error occurred; it was logged")
         return problem.response(instance=request.url.path)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    @app.get("/health", tags=["operations"], summary="Liveness: the process answers")
+    @app.get("/healthz", tags=["operations"], summary="Liveness (for probes)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    not_ready: dict[int | str, dict[str, Any]] = {
+        503: {"description": "not ready", "content": {"application/problem+json": {}}}
+    }
+
     @app.get(
-        "/readyz",
+        "/ready",
         tags=["operations"],
         summary="Readiness: dependencies reachable",
-        responses={503: {"description": "not ready", "content": {"application/problem+json": {}}}},
+        responses=not_ready,
     )
-    async def readyz() -> Response:
+    @app.get("/readyz", tags=["operations"], summary="Readiness (for probes)", responses=not_ready)
+    async def readyz(request: Request) -> Response:
         if readiness is not None:
             try:
                 with anyio.fail_after(readiness_timeout):
                     await anyio.to_thread.run_sync(readiness, abandon_on_cancel=True)
             except Exception as error:  # any failure means "not ready"; say which
                 detail = f"not ready: {type(error).__name__}: {error}"
-                return unavailable(detail).response(instance="/readyz")
+                return unavailable(detail).response(instance=request.url.path)
         return JSONResponse({"status": "ready"})
 
     return app

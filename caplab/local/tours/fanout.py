@@ -1,7 +1,7 @@
 """A guided tour of the asynchronous half, against running services (``caplab serve``).
 
 ``run(console, urls)`` with ``urls`` = service name -> base URL (``ledger``, ``activity``,
-``notifier``, ``sink``; e.g. :func:`caplab.core.topology.local_service_urls`):
+``notifier``, ``sink``, ``bank``; e.g. :func:`caplab.core.topology.local_service_urls`):
 
 1. creates two accounts on the ledger and registers the payee's webhook on the sink, with the
    sink failing its next two requests;
@@ -10,8 +10,9 @@
 3. waits for the webhook deliveries: two failed, retried by the queue, three effects, no
    duplicate;
 4. shows the notifier's breaker and bulkhead counters;
-5. runs a payout to a bank that is down: it is held, retried, then compensated, and the
-   balance comes back.
+5. runs two payouts through the stand-in bank (``urls["bank"]``): one it refuses
+   (compensated, the balance comes back), one it pays but answers late and then with 409
+   (settled, never compensated), printing each payout's steps.
 """
 
 from __future__ import annotations
@@ -96,24 +97,46 @@ def run(console: Console, urls: Mapping[str, str]) -> None:
         )
         console.print("notifier downstreams:", http.get(f"{notifier}/v1/downstreams").json())
 
-        console.rule("Payout saga: hold → bank (Cloud Tasks) → settle or compensate")
-        bank = f"tour-{run_id}-bank"
-        http.put(f"{sink}/control/{bank}", json={"down": True}).raise_for_status()
-        payout = http.post(
-            f"{ledger}/v1/payouts",
-            json={"account": payer, "amount_cents": 1_000, "bank_url": f"{sink}/hooks/{bank}"},
-            headers={"Idempotency-Key": str(uuid.uuid4())},
-        ).json()
-        console.print(f"payout {payout['payout_id'][:8]} is {payout['state']}; the bank is down")
-        attempts = TOPOLOGY.queue("payouts").retry.max_attempts
+        console.rule("Payout saga: hold → the bank (Cloud Tasks) → settle or compensate")
+        bank = urls["bank"]
 
-        def ended() -> dict[str, Any] | None:
-            body = http.get(f"{ledger}/v1/payouts/{payout['payout_id']}").json()
-            return body if body["state"] in ("settled", "compensated") else None
+        def payout_to(account: str, amount: int) -> dict[str, Any]:
+            response = http.post(
+                f"{ledger}/v1/payouts",
+                json={"account": account, "amount_cents": amount},
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+            )
+            response.raise_for_status()
+            return response.json()
 
-        with console.status(f"waiting for {attempts} attempts to be exhausted..."):
-            final = _wait(ended, 90)
-        for step in final["history"]:
-            console.print(f"  {step['step']}. {step['state']:<12} {step['detail']}")
-        balance = http.get(f"{ledger}/v1/accounts/{payer}", params={"consistency": "strong"})
-        console.print(f"{payer} balance after compensation: {balance.json()['balance_cents']}")
+        def ended(payout_id: str) -> Callable[[], dict[str, Any] | None]:
+            def probe() -> dict[str, Any] | None:
+                body = http.get(f"{ledger}/v1/payouts/{payout_id}").json()
+                return body if body["state"] in ("settled", "compensated") else None
+
+            return probe
+
+        def show(title: str, payout: dict[str, Any]) -> None:
+            console.print(f"{title}: payout {payout['payout_id'][:8]} is {payout['state']}")
+            for step in payout["history"]:
+                console.print(
+                    f"  {step['step']}. {step['event']:<17} → {step['state']:<12} {step['detail']}"
+                )
+
+        http.put(
+            f"{bank}/control/accounts/{payer}", json={"refuse": "account closed"}
+        ).raise_for_status()
+        show("the bank refuses", _wait(ended(payout_to(payer, 1_000)["payout_id"]), 60))
+        # The bank pays, but answers after the ledger's bank timeout (5 s); its status API
+        # lags once, so the saga sends the payment again and gets 409. Neither compensates.
+        http.put(
+            f"{bank}/control/accounts/{payee}",
+            json={"delay_seconds": 6, "conflict_on_retry": True, "status_not_found_first": 1},
+        ).raise_for_status()
+        late = payout_to(payee, 500)
+        with console.status("the bank answers late, then 409 to the retry..."):
+            final = _wait(ended(late["payout_id"]), 90)
+        show("late success, then 409", final)
+        for account in (payer, payee):
+            balance = http.get(f"{ledger}/v1/accounts/{account}").json()["balance_cents"]
+            console.print(f"{account}: {balance} cents")

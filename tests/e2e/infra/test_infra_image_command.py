@@ -19,16 +19,15 @@ import pytest
 
 from caplab.core import catalogue
 from emulators import manager
-from infra.offline import run_program
+from infra.offline import registry_image, run_program
 from tests.fixtures.infra_image import command, environment
-
-IMAGE = "us-central1-docker.pkg.dev/p/caplab/services@sha256:" + "0" * 64
 
 
 @functools.cache
 def cloud_run_args() -> dict[str, list[str]]:
     """Each deployed service's container arguments, as the program declares them."""
-    mocked = run_program("dev", {"caplab:image": IMAGE})
+    tagged = registry_image("caplab-dev-000000", "us-central1", ["dev"], "sha256:" + "0" * 64)
+    mocked = run_program("dev", images=[tagged])
     return {
         declared.name: mocked.named("gcp:cloudrunv2/service:Service", declared.name).inputs[
             "template"

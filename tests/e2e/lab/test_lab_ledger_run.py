@@ -14,7 +14,7 @@ from rich.console import Console
 
 from caplab.local.launcher import RunningService
 from loadtest.config import LoadConfig
-from loadtest.linearizability import Verdict
+from loadtest.linearizability import LedgerVerdict
 from loadtest.report import analyse, print_console, write_report
 from loadtest.runner import Endpoints, run_load
 from tests.fixtures.services import ServiceRunner
@@ -26,10 +26,10 @@ def test_short_run_on_the_ledger_is_measured_and_checked(
     fanout_service: Callable[[str], RunningService],
     tmp_path: Path,
 ) -> None:
-    """Five seconds at 40 operations/s: non-empty histograms for every mode, a linearizable
-    verdict for strong reads and transfers, the bank invariant in every snapshot, no read
-    beyond its staleness bound, exact-staleness reads that really lag, and transfers that
-    show up in the activity feed."""
+    """Five seconds at 40 operations/s: non-empty histograms for every mode, a strictly
+    serializable verdict for strong reads, snapshots and transfers, the bank invariant in
+    every snapshot, no read beyond its staleness bound, exact-staleness reads that really
+    lag, and transfers that show up in the activity feed."""
     config = LoadConfig(
         rate=40,
         duration=5.0,
@@ -49,7 +49,7 @@ def test_short_run_on_the_ledger_is_measured_and_checked(
 
     for kind in ("transfer", "strong", "exact", "bounded", "cached", "snapshot", "activity"):
         assert report.stats[kind].latency.get_total_count() > 0, kind
-    assert report.linearizability.verdict is Verdict.LINEARIZABLE
+    assert report.serializability.verdict is LedgerVerdict.STRICTLY_SERIALIZABLE
     assert report.bank.snapshots > 0
     assert report.bank.holds
     for mode, staleness in report.staleness.items():
@@ -57,7 +57,7 @@ def test_short_run_on_the_ledger_is_measured_and_checked(
         assert not staleness.snapshot_violations, mode
     assert report.staleness["strong"].fresh_fraction == 1.0
     assert max(report.staleness["exact"].versions_behind) >= 1
-    assert "linearizable" in console.file.getvalue()  # type: ignore[attr-defined]
+    assert "strictly serializable" in console.file.getvalue()  # type: ignore[attr-defined]
     assert report.visibility is not None
     assert report.visibility.samples > 0
     assert any(b.visible for b in report.visibility.bins)

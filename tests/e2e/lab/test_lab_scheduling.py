@@ -95,11 +95,11 @@ def test_load_command_writes_report_and_a_checkable_history(
     assert status == 0
     page = (out / "report.html").read_text()
     assert page.count("<img") == 3
-    assert "linearizable" in page
+    assert "strictly serializable" in page
     report = json.loads((out / "report.json").read_text())
     assert set(report["modes"]) == {"transfer", "strong", "exact", "bounded", "cached",
                                     "snapshot", "activity"}  # fmt: skip
-    assert report["linearizability"]["verdict"] == "linearizable"
+    assert report["strict_serializability"]["verdict"] == "strictly serializable"
     assert report["bank_invariant"]["holds"] is True
     assert report["t_visibility"]["samples"] > 0
     assert main(["check", str(out / "history.json")]) == 0

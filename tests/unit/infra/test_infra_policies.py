@@ -55,7 +55,7 @@ def failing_policies(found: list[Violation]) -> set[str]:
 
 def test_both_stacks_pass_every_policy(mocked: MockedStack) -> None:
     """The program as configured for dev and prod violates nothing."""
-    assert len(POLICIES) == 5
+    assert len(POLICIES) == 6
     assert violations(mocked) == []
 
 
@@ -137,6 +137,18 @@ def test_push_subscription_without_oidc_is_refused(mocked: MockedStack) -> None:
         lambda props: props["pushConfig"].pop("oidcToken"),
     )
     assert failing_policies(violations(mocked, bad)) == {"oidc-everywhere"}
+
+
+@pytest.mark.parametrize("name", ["notifier", "notifier-dead-letter"])
+def test_an_expiring_subscription_is_refused(mocked: MockedStack, name: str) -> None:
+    """A push subscription or a dead-letter hold without the empty TTL is refused."""
+    bad = edited(
+        mocked,
+        "gcp:pubsub/subscription:Subscription",
+        name,
+        lambda props: props.pop("expirationPolicy"),
+    )
+    assert failing_policies(violations(mocked, bad)) == {"subscriptions-never-expire"}
 
 
 def test_queue_without_oidc_is_refused(mocked: MockedStack) -> None:

@@ -14,7 +14,8 @@ import pytest
 from caplab.core import catalogue
 from caplab.core.topology import TOPOLOGY
 from infra.components.apis import REQUIRED_APIS
-from infra.offline import MockedStack, run_program
+from infra.offline import MockedStack, registry_image, run_program
+from tests.fixtures.infra import DEV_DIGEST
 
 ROOT = Path(__file__).resolve().parents[3]
 RUN = "gcp:cloudrunv2/service:Service"
@@ -97,11 +98,17 @@ def test_bigtable_has_one_cluster_in_dev_and_two_replicated_in_prod(
         assert "multiClusterRoutingUseAny" not in single.inputs
 
 
-def test_services_run_the_image_command_with_their_environment() -> None:
-    """With an image configured, each service runs ``caplab service <name>`` from it and
-    probes /readyz; every service gets the resource names the settings read."""
-    image = "us-central1-docker.pkg.dev/p/caplab/services@sha256:" + "0" * 64
-    mocked = run_program("dev", {"caplab:image": image})
+def test_services_run_the_digest_of_the_stacks_tag_with_their_environment(
+    built_dev: MockedStack,
+) -> None:
+    """Once ``services:dev`` exists, each dev service runs that image by digest with
+    ``caplab service <name>`` and probes /readyz; every service gets the resource names the
+    settings read. The digest is read from the registry at every run, so a later
+    ``pulumi up`` keeps it."""
+    mocked = built_dev
+    image = f"us-central1-docker.pkg.dev/caplab-dev-000000/caplab/services@{DEV_DIGEST}"
+    assert mocked.exports["image"] == image
+    assert "gcp:artifactregistry/getDockerImages:getDockerImages" in mocked.invokes
     for declared in catalogue.DEPLOYED:
         service = mocked.named(RUN, declared.name).inputs
         container = service["template"]["containers"][0]
@@ -132,9 +139,17 @@ def test_task_handler_knows_its_identities_and_own_url(mocked: MockedStack) -> N
         assert push_env["CAPLAB_PUSH_SERVICE_ACCOUNT"].startswith(f"caplab-push-{name}@")
 
 
+def test_another_stacks_tag_is_not_this_stacks_image() -> None:
+    """prod runs what ``services:prod`` names: a ``dev`` tag leaves it on the placeholder."""
+    tagged = registry_image("caplab-prod-000000", "us-central1", ["dev"], DEV_DIGEST)
+    mocked = run_program("prod", images=[tagged])
+    assert mocked.exports["image"] == "us-docker.pkg.dev/cloudrun/container/hello"
+
+
 def test_placeholder_image_runs_until_the_first_build(mocked: MockedStack) -> None:
-    """Without ``caplab:image`` the services run Google's sample container with its own
-    command and no caplab probes, so the first ``pulumi up`` can succeed before any build."""
+    """Before the stack's tag exists the services run Google's sample container with its
+    own command and no caplab probes, so the first ``pulumi up`` can succeed before any
+    build."""
     for declared in catalogue.DEPLOYED:
         container = mocked.named(RUN, declared.name).inputs["template"]["containers"][0]
         assert container["image"] == "us-docker.pkg.dev/cloudrun/container/hello"
@@ -286,6 +301,7 @@ def test_queues_carry_rate_limits_retries_and_oidc(mocked: MockedStack) -> None:
     act_as = {
         (r.inputs["role"], r.inputs["member"], r.inputs["serviceAccountId"].rsplit("/", 1)[-1])
         for r in mocked.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+        if r.inputs["role"] == "roles/iam.serviceAccountUser"
     }
     assert act_as == {
         (
@@ -320,7 +336,7 @@ def test_exports_are_resolved_values(mocked: MockedStack) -> None:
     assert lab["CAPLAB_SPANNER_DATABASE"] == TOPOLOGY.spanner.database
     assert set(mocked.exports["queues"]) == {q.name for q in TOPOLOGY.queues}
     assert mocked.exports["image_base"].endswith(
-        "-docker.pkg.dev/" + lab["GOOGLE_CLOUD_PROJECT"] + "/caplab"
+        "-docker.pkg.dev/" + lab["GOOGLE_CLOUD_PROJECT"] + "/caplab/services"
     )
 
 
@@ -412,3 +428,14 @@ def test_a_test_returning_an_unawaited_output_fails_the_suite(tmp_path: Path) ->
     )
     assert result.returncode == 1, result.stdout
     assert "ReturnNotNone" in result.stdout
+
+
+def test_no_subscription_expires(mocked: MockedStack) -> None:
+    """Pub/Sub deletes a subscription idle for 31 days unless its expiration policy has an
+    empty TTL: every push subscription and every dead-letter hold says never."""
+    subscriptions = mocked.of_type("gcp:pubsub/subscription:Subscription")
+    assert len(subscriptions) == len(TOPOLOGY.subscriptions) + len(
+        TOPOLOGY.dead_letter_subscriptions()
+    )
+    expiring = [s.name for s in subscriptions if s.inputs.get("expirationPolicy") != {"ttl": ""}]
+    assert expiring == []

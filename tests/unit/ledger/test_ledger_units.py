@@ -1,4 +1,4 @@
-"""The ledger's pure parts: cache-aside bookkeeping, the event contract, settings, models."""
+"""The ledger's pure parts: the event contract, settings, models (the cache: test_cache.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from pydantic import ValidationError
 
-from services.ledger.cache import BalanceCache
 from services.ledger.models import TransferIn
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import AccountRow
@@ -21,46 +20,6 @@ WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 def row(version: int, account: str = "a") -> AccountRow:
     return AccountRow(account, "owner", 100 * version, version, WHEN)
-
-
-def test_cache_counts_misses_and_hits() -> None:
-    """A miss, a fill, then hits while the entry is young enough."""
-    cache = BalanceCache(timedelta(minutes=1))
-    assert cache.get("a", timedelta(minutes=1)) is None
-    cache.put(row(1), "t1")
-    hit = cache.get("a", timedelta(minutes=1))
-    assert hit is not None
-    assert hit.row.version == 1
-    stats = cache.stats()
-    assert (stats.hits, stats.misses, stats.entries) == (1, 1, 1)
-
-
-def test_cache_respects_a_tighter_max_age_and_the_ttl() -> None:
-    """An entry older than the request's bound is a miss; older than the TTL it expires."""
-    cache = BalanceCache(timedelta(0))
-    cache.put(row(1), "t1")
-    assert cache.get("a", timedelta(hours=1)) is None
-    assert cache.stats().expirations == 1
-    assert cache.stats().entries == 0
-
-
-def test_invalidation_drops_only_older_versions() -> None:
-    """An event for version 2 drops a cached version 1, not a cached version 2."""
-    cache = BalanceCache(timedelta(minutes=1))
-    cache.put(row(1), "t1")
-    assert cache.invalidate("a", 2) is True
-    cache.put(row(2), "t2")
-    assert cache.invalidate("a", 2) is False
-    assert cache.stats().invalidations == 1
-
-
-def test_fill_from_a_read_older_than_an_invalidation_is_refused() -> None:
-    """A slow read of version 1 finishing after the event for version 2 is not cached."""
-    cache = BalanceCache(timedelta(minutes=1))
-    cache.invalidate("a", 2)
-    cache.put(row(1), "t1")
-    assert cache.get("a", timedelta(minutes=1)) is None
-    assert cache.stats().refused_fills == 1
 
 
 def test_event_message_follows_the_contract() -> None:
