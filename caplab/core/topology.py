@@ -73,6 +73,18 @@ class SpannerDatabase:
                 names.append(words[2])
         return tuple(names)
 
+    def index_names(self) -> tuple[str, ...]:
+        """Names of the secondary indexes the DDL leaves in place (created and not dropped
+        by a later migration), in declaration order."""
+        names: list[str] = []
+        for statement in self.ddl:
+            words = statement.split()
+            if words[0] == "CREATE" and "INDEX" in words[1:3]:
+                names.append(words[words.index("INDEX") + 1])
+            elif words[:2] == ["DROP", "INDEX"]:
+                names.remove(words[2])
+        return tuple(names)
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

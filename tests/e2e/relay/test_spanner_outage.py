@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import SpannerLink, Transfer, relay_stats
-
 from caplab.local.launcher import RunningService
 from tests.fixtures.fanout import eventually
-from tests.fixtures.relay import pull_until, values
+from tests.fixtures.relay import SpannerLink, Transfer, pull_until, relay_stats, values
 from tests.fixtures.services import ServiceRunner
 
 

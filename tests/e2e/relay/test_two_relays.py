@@ -10,13 +10,11 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from conftest import Transfer, launch_relays, relay_stats
-
 from caplab.local import launcher
 from caplab.local.launcher import RunningService
 from services.relay.reads import Reads
 from tests.fixtures.fanout import eventually
-from tests.fixtures.relay import outbox_state
+from tests.fixtures.relay import Transfer, launch_relays, outbox_state, relay_stats
 from tests.fixtures.services import ServiceRunner
 
 RELAY_ENV = {"CAPLAB_RELAY_LEASE": "2s", "CAPLAB_RELAY_POLL_INTERVAL": "20ms"}

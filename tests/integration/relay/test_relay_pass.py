@@ -107,6 +107,7 @@ def test_a_deposed_relays_stamp_is_refused_and_the_new_leader_publishes_the_row(
     old_lease.release()  # stands for the lease running out while the old leader stalls
     new_lease.step()
     new_epoch = new_lease.leader_epoch()
+    assert new_epoch is not None
     assert new_epoch == old_epoch + 1
     row = add_outbox_row(runner)
     with pytest.raises(Deposed):

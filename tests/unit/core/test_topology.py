@@ -70,3 +70,11 @@ def test_queues_have_valid_retry_and_rate_settings() -> None:
         assert 0 < queue.max_concurrent_dispatches <= 5000
         assert queue.retry.max_attempts >= -1
         assert queue.retry.min_backoff_seconds <= queue.retry.max_backoff_seconds
+
+
+def test_the_indexes_left_in_place_account_for_later_drops() -> None:
+    """An index a later migration drops is not declared any more (the relay's migration
+    replaces OutboxByPublished with OutboxPending)."""
+    names = TOPOLOGY.spanner.index_names()
+    assert "OutboxPending" in names
+    assert "OutboxByPublished" not in names
