@@ -11,8 +11,9 @@ session of its own; the result stream is decoded by the library's own
 transaction does goes through the library as usual (DML and commit are unary calls whose
 retries back off).
 
-A session Spanner deleted (idle for an hour, or an emulator restart) fails one read with
-``NotFound`` and the next read creates a new session.
+Each thread reads on a session of its own (a session runs one transaction at a time). A
+session Spanner deleted (idle for an hour, or an emulator restart) fails one read with
+``NotFound`` and that thread's next read creates a new session.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ class Reads:
         self._database = database
         self._timeout = timeout
         self._metadata = [("google-cloud-resource-prefix", database.name)]
-        self._session: str | None = None
+        self._own = threading.local()
+        self._sessions: set[str] = set()
         self._lock = threading.Lock()
 
     def query(self, sql: str, params: dict[str, str | int] | None = None) -> list[list[Any]]:
@@ -70,35 +72,36 @@ class Reads:
             )
             return [list(row) for row in StreamedResultSet(stream)]
         except NotFound:
+            self._own.session = None
             with self._lock:
-                if self._session == session:
-                    self._session = None
+                self._sessions.discard(session)
             raise
 
     def close(self) -> None:
-        """Delete the session (best effort: Spanner deletes an idle one after an hour)."""
+        """Delete the sessions (best effort: Spanner deletes an idle one after an hour)."""
         with self._lock:
-            session, self._session = self._session, None
-        if session is None:
-            return
-        try:
-            self._database.spanner_api.delete_session(
-                name=session, metadata=self._metadata, retry=None, timeout=self._timeout
-            )
-        except Exception as error:
-            log.warning("could not delete session %s: %s", session, error)
+            sessions, self._sessions = self._sessions, set()
+        for session in sessions:
+            try:
+                self._database.spanner_api.delete_session(
+                    name=session, metadata=self._metadata, retry=None, timeout=self._timeout
+                )
+            except Exception as error:
+                log.warning("could not delete session %s: %s", session, error)
 
     def _session_name(self) -> str:
-        with self._lock:
-            if self._session is None:
-                created = self._database.spanner_api.create_session(
-                    request=CreateSessionRequest(database=self._database.name),
-                    metadata=self._metadata,
-                    retry=None,
-                    timeout=self._timeout,
-                )
-                self._session = created.name
-            return self._session
+        session: str | None = getattr(self._own, "session", None)
+        if session is None:
+            created = self._database.spanner_api.create_session(
+                request=CreateSessionRequest(database=self._database.name),
+                metadata=self._metadata,
+                retry=None,
+                timeout=self._timeout,
+            )
+            session = self._own.session = created.name
+            with self._lock:
+                self._sessions.add(session)
+        return session
 
 
 def types_of(params: dict[str, str | int]) -> dict[str, Any]:
