@@ -25,9 +25,10 @@ removes published rows) until someone repairs it and clears ``ParkedAt``.
 **Pacing.** Spanner reads go through :class:`~services.relay.reads.Reads` (they fail rather than
 spin when Spanner is unreachable) and each publish is retried by the client for at most
 ``publish_timeout``. A failed pass (Spanner or Pub/Sub down) waits an exponential back-off with
-jitter (:class:`~services.relay.pacing.Backoff`, visible in ``/stats``); a pass that found rows
-polls again after the busy interval, or at once when the batch was full; empty passes stretch
-the interval up to the idle one (:class:`~services.relay.pacing.PollInterval`).
+jitter (:class:`~services.relay.pacing.Backoff`, visible in ``/stats``); after a pass that found
+rows the next poll starts one busy interval after this one started (at once when the batch was
+full); empty passes stretch the interval up to the idle one
+(:class:`~services.relay.pacing.PollInterval`).
 
 **Ordering.** The publisher has message ordering on. When a publish fails, the client fails the
 later messages of that ordering key too and pauses the key until it is resumed; nothing of that
@@ -231,6 +232,7 @@ class OutboxRelay:
                 self.poll.after(1)  # a new leader starts at the busy interval
                 self.lease.wait_for_leadership(timeout=self.lease.renew_every)
                 continue
+            started = time.monotonic()
             try:
                 found = self.relay_once(epoch)
                 self.backoff.succeeded()
@@ -245,8 +247,10 @@ class OutboxRelay:
                 log.warning("relay pass failed: %s; retrying in %.2fs", error, wait)
                 stop.wait(wait)
                 continue
-            wait = self.poll.after(found)
-            if found < self.batch_size:
+            # The interval runs from one poll's start to the next: a pass's own time is not
+            # added to the delay of the rows committed meanwhile.
+            wait = self.poll.after(found) - (time.monotonic() - started)
+            if found < self.batch_size and wait > 0:
                 stop.wait(wait)
 
     def snapshot_stats(self) -> dict[str, Any]:
