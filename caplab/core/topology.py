@@ -301,9 +301,11 @@ LEDGER_MIGRATIONS = (
     Migration(
         # The relay (docs/relay.md): the lease epoch that stamped each row (its fencing
         # token), rows it parked because they can never be published, an index of exactly the
-        # rows still to publish (parked rows never sit in front of pending ones) in place of
-        # OutboxByPublished, and the leader lease: one row per lease name, ExpiresAt on
-        # Spanner's clock (set from CURRENT_TIMESTAMP()), Epoch one more for each new holder.
+        # rows still to publish (parked rows never sit in front of pending ones), and the
+        # leader lease: one row per lease name, ExpiresAt on Spanner's clock (set from
+        # CURRENT_TIMESTAMP()), Epoch one more for each new holder. OutboxByPublished is no
+        # longer read but stays until no relay revision of before this migration can run
+        # (a later migration drops it), so a rollout never breaks the running relay.
         "m0006_relay_lease",
         (
             "ALTER TABLE Outbox ADD COLUMN PublishedEpoch INT64",
@@ -311,7 +313,6 @@ LEDGER_MIGRATIONS = (
             "OPTIONS (allow_commit_timestamp = true)",
             "ALTER TABLE Outbox ADD COLUMN ParkedReason STRING(MAX)",
             "CREATE INDEX OutboxPending ON Outbox (PublishedAt, ParkedAt, CommittedAt)",
-            "DROP INDEX OutboxByPublished",
             """CREATE TABLE RelayLease (
   Name STRING(64) NOT NULL,
   Holder STRING(256) NOT NULL,
