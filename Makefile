@@ -11,7 +11,11 @@ export UV_PYTHON_DOWNLOADS := never
 
 .DEFAULT_GOAL := help
 .PHONY: help test test-unit demo up down status lint lock infra-check bench-up bench-ledger \
+<<<<<<< HEAD
 	bench-fanout bench-tasks bench-lab bench-checker bench-relay clean
+=======
+	bench-fanout bench-tasks bench-lab bench-checker bench-workers mutation mutation-show clean
+>>>>>>> main
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -32,6 +36,14 @@ test: $(STAMP)
 ## test-unit: the fast layer only (no emulator, no network)
 test-unit: $(STAMP)
 	$(BIN)/pytest -m unit
+
+## mutation: mutmut over the modules in tests/mutation/config.toml; a score per module (slow)
+mutation: $(STAMP)
+	$(BIN)/python -m tests.mutation.run --jobs $(or $(JOBS),1) $(foreach m,$(MODULES),--module $(m))
+
+## mutation-show: the diff of one mutant (make mutation-show MUTANT=name)
+mutation-show: $(STAMP)
+	cd .caplab/mutation && ../../$(BIN)/mutmut show $(MUTANT)
 
 ## demo: the main job on the local stack (emulators, services, tours, lab), then tears down
 demo: $(STAMP)
@@ -87,6 +99,10 @@ bench-lab: $(STAMP)
 ## bench-checker: history checkers: single-key corpus (PORCUPINE=dir: side by side), 100k-op ledger
 bench-checker: $(STAMP)
 	$(BIN)/python -m caplab.bench.checker $(if $(PORCUPINE),--porcupine $(PORCUPINE))
+
+## bench-workers: 1 vs 2 generator processes at lag p99 <= 2 ms, merge of 1,000,000 operations
+bench-workers: $(STAMP)
+	$(BIN)/python -m caplab.bench.workers
 
 ## bench-fanout: commit-to-visible delay of the activity read model at 50 transfers/s
 bench-fanout: $(STAMP)

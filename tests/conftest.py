@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, settings
 
 from caplab.core.signals import stop_on_sigterm
 from emulators import manager
@@ -29,6 +30,19 @@ pytest_plugins = [
     "tests.fixtures.infra",
     "tests.fixtures.bank",
 ]
+
+# Property tests never assert timings: Hypothesis's per-example deadline is off. The
+# "mutation" profile (`make mutation`) also fixes the examples, so a mutant's verdict does not
+# depend on the draw, and skips shrinking: a mutant needs a failure, not the smallest one.
+settings.register_profile("caplab", deadline=None)
+settings.register_profile(
+    "mutation",
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+settings.load_profile("caplab")
 
 LAYERS = ("unit", "integration", "e2e")
 """Each test's layer is the first folder under ``tests/``: its marker is set from there."""

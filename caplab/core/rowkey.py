@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime
 
 DELIMITER = "#"
 _MAX_MICROS = 2**63 - 1
 _DIGITS = 19
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]*")
+_NOT_ISSUED = "page_token is not a token this service issued"
 
 
 class InvalidKeyPart(ValueError):
@@ -68,10 +71,12 @@ def encode_page_token(last_key: bytes) -> str:
 def decode_page_token(token: str, prefix: bytes) -> bytes:
     """The row key inside ``token``; it must belong to ``prefix`` (a token from another
     account's feed is rejected, not silently applied)."""
+    if not _TOKEN.fullmatch(token):  # the decoder would skip such characters silently
+        raise InvalidKeyPart(_NOT_ISSUED)
     try:
         key = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError) as error:
-        raise InvalidKeyPart("page_token is not a token this service issued") from error
+        raise InvalidKeyPart(_NOT_ISSUED) from error
     if not key.startswith(prefix):
         raise InvalidKeyPart("page_token belongs to another account's feed")
     return key

@@ -7,7 +7,9 @@ a transfer at once. Two knobs make it misbehave on purpose:
 
 - ``--stall-at S --stall-for D``: every request arriving in the window [S, S+D) after the first
   load request (any request but account creation) is held until the window ends — a server
-  pause, the classic coordinated-omission scenario;
+  pause, the classic coordinated-omission scenario. ``GET /internal/stall`` reports the window
+  it made (``start``, ``end``: this host's monotonic clock, the one the load generator's
+  records use) and how many requests it ``held``;
 - ``--token T``: every request must carry ``Authorization: Bearer T`` (else 401), as Cloud Run
   with IAM demands.
 
@@ -54,6 +56,7 @@ class StandInLedger:
         self.token = token
         self.stall_at, self.stall_for = stall_at, stall_for
         self.first_load_request: float | None = None
+        self.held = 0
         self.accounts: dict[
             str, list[Any]
         ] = {}  # id -> [balance, version, updated_at, last_writer]
@@ -91,11 +94,21 @@ class StandInLedger:
             self.first_load_request = now
         start = self.first_load_request + self.stall_at
         if start <= now < start + self.stall_for:
+            self.held += 1
             await asyncio.sleep(start + self.stall_for - now)
+
+    def stall_window(self) -> dict[str, Any]:
+        start = None
+        if self.first_load_request is not None and self.stall_at is not None:
+            start = self.first_load_request + self.stall_at
+        end = None if start is None else start + self.stall_for
+        return {"start": start, "end": end, "held": self.held}
 
     async def handle(self, scope: Scope, body: bytes) -> tuple[int, dict[str, Any]]:
         if scope["path"] == "/readyz":
             return 200, {"status": "ready"}
+        if scope["path"] == "/internal/stall":
+            return 200, self.stall_window()
         headers = dict(scope["headers"])
         if self.token and headers.get(b"authorization") != f"Bearer {self.token}".encode():
             return 401, {"type": "about:blank", "title": "Unauthorized", "status": 401}
@@ -117,11 +130,13 @@ class StandInLedger:
         return 404, {"type": "about:blank", "title": "Not Found", "status": 404}
 
     def create(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        stamp = _now_rfc3339()
-        self.accounts.setdefault(body["id"], [body["balance_cents"], 1, stamp, "create"])
+        created = body["id"] not in self.accounts
+        if created:
+            self.accounts[body["id"]] = [body["balance_cents"], 1, _now_rfc3339(), "create"]
         balance, version, updated, _ = self.accounts[body["id"]]
-        return 201, {"account": body["id"], "owner": body["owner"], "balance_cents": balance,
-                     "version": version, "commit_timestamp": updated, "created": True}  # fmt: skip
+        return 201 if created else 200, {"account": body["id"], "owner": body["owner"],
+                     "balance_cents": balance, "version": version, "commit_timestamp": updated,
+                     "created": created}  # fmt: skip
 
     def transfer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         source, target, amount = body["from"], body["to"], body["amount_cents"]

@@ -12,7 +12,9 @@ import math
 
 _EPSILON = 1e-3
 """Slack for float refill arithmetic: epoch timestamps carry ~0.2 µs of rounding, so a token
-due at t must count as available at t (it is at most 2 µs early at 500/s)."""
+due at t must count as available at t (it is at most 2 µs early at 500/s). A token taken with
+the slack leaves a small debt, repaid by the refill, so the slack never adds up to a rate
+above the configured one."""
 
 
 def derived_burst(rate: float) -> int:
@@ -46,7 +48,7 @@ class TokenBucket:
         """Take one token if one is available at ``now``."""
         self._refill(now)
         if self._tokens >= 1 - _EPSILON:
-            self._tokens = max(0.0, self._tokens - 1)
+            self._tokens -= 1
             return True
         return False
 

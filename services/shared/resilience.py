@@ -106,56 +106,71 @@ class CircuitBreaker:
             self._state = BreakerState.HALF_OPEN
         return self._state
 
-    def _admit(self) -> None:
+    def _admit(self) -> bool:
+        """Let a call through or raise :class:`CircuitOpenError`; True for the half-open
+        trial."""
         state = self.state
         if state is BreakerState.CLOSED:
-            return
+            return False
         if state is BreakerState.HALF_OPEN and not self._trial_in_flight:
             self._trial_in_flight = True
-            return
+            return True
         self.counters.rejections += 1
         remaining = max(0.0, self.reset_timeout - (self._clock() - self._opened_at))
         raise CircuitOpenError(self.name, remaining)
 
-    def _on_success(self) -> None:
+    def _end_trial(self, trial: bool) -> None:
+        if trial:
+            self._trial_in_flight = False
+
+    def _open(self) -> None:
+        self._state = BreakerState.OPEN
+        self._opened_at = self._clock()
+        self.counters.opened += 1
+
+    def _on_success(self, trial: bool) -> None:
         self.counters.successes += 1
         self._consecutive_failures = 0
-        if self._state is BreakerState.HALF_OPEN:
+        if trial:
+            self._trial_in_flight = False
             self._state = BreakerState.CLOSED
             self.counters.closed += 1
-        self._trial_in_flight = False
 
-    def _on_failure(self) -> None:
+    def _on_failure(self, trial: bool) -> None:
         self.counters.failures += 1
         self._consecutive_failures += 1
-        if (
-            self._state is BreakerState.HALF_OPEN
-            or self._consecutive_failures >= self.failure_threshold
-        ) and self._state is not BreakerState.OPEN:
-            self._state = BreakerState.OPEN
-            self._opened_at = self._clock()
-            self.counters.opened += 1
-        self._trial_in_flight = False
+        if trial:
+            self._trial_in_flight = False
+            self._open()
+        elif (
+            self._state is BreakerState.CLOSED
+            and self._consecutive_failures >= self.failure_threshold
+        ):
+            self._open()
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run ``operation`` if the breaker admits it. An exception it raises is a failure
         (and is re-raised), except a local refusal (:class:`ResilienceError`) and
-        cancellation, which count as neither success nor failure."""
-        self._admit()
+        cancellation, which count as neither success nor failure.
+
+        Only the half-open trial's outcome moves the breaker out of HALF_OPEN: a call admitted
+        earlier, while the breaker was closed, that ends during the trial is counted but
+        neither closes, reopens nor frees the trial's place."""
+        trial = self._admit()
         try:
             result = await operation()
         except ResilienceError:
             # Refused locally (e.g. by the bulkhead): says nothing about the downstream.
-            self._trial_in_flight = False
+            self._end_trial(trial)
             raise
         except Exception:
-            self._on_failure()
+            self._on_failure(trial)
             raise
         except BaseException:
             # Cancelled by our own caller: neither a success nor a downstream failure.
-            self._trial_in_flight = False
+            self._end_trial(trial)
             raise
-        self._on_success()
+        self._on_success(trial)
         return result
 
     def snapshot(self) -> dict[str, object]:

@@ -10,13 +10,16 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from caplab.core.timestamps import parse_rfc3339
 from emulators import manager
 from emulators.manager import free_port
+from tests.fixtures.ledger_clock import wait_for_database_time
 from tests.fixtures.services import ServiceRunner
 
 
@@ -76,7 +79,9 @@ def test_partitioned_leader_link_fails_strong_reads_but_not_stale_ones(
         created = http.post(f"{leader}/v1/accounts",
                             json={"id": account, "owner": "lab", "balance_cents": 500})  # fmt: skip
         assert created.status_code == 201, created.text
-        time.sleep(0.6)  # so a 500 ms stale read sees the account
+        committed = parse_rfc3339(created.json()["commit_timestamp"])
+        # on the database's clock, so a 500 ms stale read sees the account
+        wait_for_database_time(http, leader, account, committed + timedelta(milliseconds=500))
 
         assert http.post(f"{control}/links/leader/partition").json()["partitioned"] is True
         strong = http.get(f"{leader}/v1/accounts/{account}", params={"consistency": "strong"})

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from conftest import OpenAccount, transfer
 
+from caplab.core.durations import format_duration
 from caplab.core.timestamps import parse_rfc3339
 from caplab.local.launcher import RunningService
+from tests.fixtures.ledger_clock import database_now, wait_for_database_time
 from tests.fixtures.services import ServiceRunner
+from tests.fixtures.tcp_link import tcp_link
 
 
 def read(client: httpx.Client, account: str, **params: str) -> dict:
@@ -19,31 +24,53 @@ def read(client: httpx.Client, account: str, **params: str) -> dict:
     return response.json()
 
 
-def test_strong_sees_the_update_and_exact_staleness_the_older_version(
+def version_at(moment: datetime, commits: list[datetime]) -> int:
+    """The account's version at ``moment``, given the commit times of its versions 1, 2..."""
+    return sum(commit <= moment for commit in commits)
+
+
+def test_strong_sees_the_update_and_stale_reads_keep_their_bound(
     client: httpx.Client, open_account: OpenAccount
 ) -> None:
-    """After a transfer, a strong read returns the new version; an exact-staleness read whose
-    timestamp falls before the commit returns the version before it."""
+    """After a transfer, a strong read returns the new version. An exact-staleness read is
+    served exactly ``staleness`` before the database's time (bracketed by strong reads sent
+    before and after it) and returns the version current at its read timestamp; aimed
+    half-way between the account's creation and the transfer, that is the older version. A
+    bounded read is served no more than its bound in the past, with the version current then.
+
+    Times are the database's: the test waits (on the database clock) until the account is a
+    second old before the transfer, so the exact read's target lies inside that second."""
     source, target = open_account(500), open_account(0)
-    time.sleep(2.0)  # the accounts' first version must be older than the stale read's bound
+    url = str(client.base_url).rstrip("/")
+    created = parse_rfc3339(read(client, source)["updated_at"])
+    wait_for_database_time(client, url, source, created + timedelta(seconds=1))
     committed = transfer(client, source, target, 200)
     assert committed.status_code == 201, committed.text
-    commit_timestamp = parse_rfc3339(committed.json()["commit_timestamp"])
+    commits = [created, parse_rfc3339(committed.json()["commit_timestamp"])]
 
     strong = read(client, source, consistency="strong")
     assert (strong["version"], strong["balance_cents"]) == (2, 300)
     assert strong["served_by"] == "leader"
-    assert parse_rfc3339(strong["read_timestamp"]) >= commit_timestamp
+    assert parse_rfc3339(strong["read_timestamp"]) >= commits[1]
 
-    stale = read(client, source, consistency="exact", staleness="1s")
-    assert (stale["version"], stale["balance_cents"]) == (1, 500)
-    assert stale["served_by"] == "replica"
-    assert stale["staleness"] == "1s"
-    assert parse_rfc3339(stale["read_timestamp"]) < commit_timestamp
+    before = database_now(client, url, source)
+    staleness = before - (created + (commits[1] - created) / 2)
+    stale = read(client, source, consistency="exact", staleness=format_duration(staleness))
+    after = database_now(client, url, source)
+    read_at = parse_rfc3339(stale["read_timestamp"])
+    assert before - staleness <= read_at <= after - staleness
+    version = version_at(read_at, commits)
+    assert (stale["version"], stale["balance_cents"]) == (version, {1: 500, 2: 300}[version])
+    assert (stale["served_by"], stale["consistency"]) == ("replica", "exact")
+    assert stale["staleness"] == format_duration(staleness)
 
+    before = database_now(client, url, source)
     bounded = read(client, source, consistency="bounded", staleness="1s")
-    assert bounded["version"] in (1, 2)  # any version no older than the bound
-    assert bounded["consistency"] == "bounded"
+    after = database_now(client, url, source)
+    read_at = parse_rfc3339(bounded["read_timestamp"])
+    assert before - timedelta(seconds=1) <= read_at <= after
+    assert bounded["version"] == version_at(read_at, commits)
+    assert (bounded["consistency"], bounded["staleness"]) == ("bounded", "1s")
 
 
 def test_snapshot_reads_all_accounts_at_one_timestamp(
@@ -124,31 +151,45 @@ def test_read_errors_are_problems_naming_the_field(
     assert needle in response.json()["detail"]
 
 
-def test_leader_partitioned_strong_fails_fast_stale_still_answers(
-    services: ServiceRunner, service_environ: dict[str, str], open_account: OpenAccount
+def test_leader_partitioned_strong_fails_at_the_deadline_stale_still_answers(
+    services: ServiceRunner,
+    service_environ: dict[str, str],
+    client: httpx.Client,
+    open_account: OpenAccount,
 ) -> None:
-    """CP vs AP: with the leader link cut (nothing listens there) and the replica link up, a
-    strong read fails within the deadline as 503 + Retry-After, never a wrong answer, while
-    an exact-staleness read still answers from the replica link."""
+    """CP vs AP: with the leader link a black hole (connected, never answered) and the
+    replica link up, a strong read is cut by the ledger's own deadline and answered 503 +
+    Retry-After, never a wrong answer, while an exact-staleness read still answers from the
+    replica link. Nothing but the deadline can end a call into a black hole, so an answer at
+    all is the proof; the problem says it was the time limit."""
     account = open_account(42)
-    time.sleep(1.2)  # the account must exist 1 s before the stale read's timestamp
-    partitioned = {
-        "SPANNER_EMULATOR_HOST": "127.0.0.1:9",
-        "SPANNER_REPLICA_EMULATOR_HOST": service_environ["SPANNER_EMULATOR_HOST"],
-        "CAPLAB_LEDGER_DEADLINE": "1s",
-    }
-    with services.restartable("ledger", partitioned, ready_path="/healthz") as cut_off:
-        not_ready = httpx.get(cut_off.url + "/readyz", timeout=10)
-        strong = httpx.get(f"{cut_off.url}/v1/accounts/{account}", timeout=10)
-        stale = httpx.get(
-            f"{cut_off.url}/v1/accounts/{account}",
-            params={"consistency": "exact", "staleness": "1s"},
-            timeout=10,
-        )
+    url = str(client.base_url).rstrip("/")
+    created = parse_rfc3339(read(client, account)["updated_at"])
+    wait_for_database_time(client, url, account, created + timedelta(milliseconds=100))
+    with tcp_link(service_environ["SPANNER_EMULATOR_HOST"]) as leader:
+        leader.hold_at(b"")
+        partitioned = {
+            "SPANNER_EMULATOR_HOST": leader.address,
+            "SPANNER_REPLICA_EMULATOR_HOST": service_environ["SPANNER_EMULATOR_HOST"],
+            "CAPLAB_LEDGER_DEADLINE": "1s",
+        }
+        with (
+            services.restartable("ledger", partitioned, ready_path="/healthz") as cut_off,
+            httpx.Client(base_url=cut_off.url, timeout=60) as http,
+        ):
+            not_ready = http.get("/readyz")
+            strong = http.get(f"/v1/accounts/{account}")
+            stale = http.get(
+                f"/v1/accounts/{account}", params={"consistency": "exact", "staleness": "100ms"}
+            )
+        assert leader.wait_held(timeout=0), "the strong read never reached the leader link"
     assert not_ready.status_code == 503
     assert strong.status_code == 503
     assert strong.headers["retry-after"] == "1"
     assert strong.headers["content-type"] == "application/problem+json"
+    assert strong.json()["type"].endswith("/dependency-unavailable")
+    assert re.search(r"did not answer in time \((TimeoutError|DeadlineExceeded)\)",
+                     strong.json()["detail"])  # fmt: skip
     assert stale.status_code == 200, stale.text
     assert (stale.json()["balance_cents"], stale.json()["served_by"]) == (42, "replica")
 

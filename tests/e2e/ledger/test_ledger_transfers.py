@@ -4,17 +4,16 @@ conserved under concurrent clients."""
 from __future__ import annotations
 
 import random
-import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import httpx
 import pytest
 from conftest import OpenAccount, transfer
 
-from tests.fixtures.latency_proxy import latency_proxy
 from tests.fixtures.services import ServiceRunner
+from tests.fixtures.tcp_link import tcp_link
 
 
 def test_replay_returns_the_first_response_and_applies_once(
@@ -50,30 +49,36 @@ def test_duplicate_while_first_in_flight_is_409(
     services: ServiceRunner, service_environ: dict[str, str], open_account: OpenAccount
 ) -> None:
     """A duplicate arriving while the first request is still committing gets 409; once the
-    first is done, the key replays. Spanner is reached through a slow link (150 ms per chunk)
-    so the first request is reliably still in flight."""
+    first is done, the key replays. The ledger reaches Spanner through a link that holds the
+    first message carrying the key (the first request's read of it): the duplicate is sent
+    once that message is held, so the first request is in flight by construction, and stays
+    so until the link is released."""
     source, target = open_account(1000), open_account(0)
     key = uuid.uuid4().hex
     with (
-        latency_proxy(service_environ["SPANNER_EMULATOR_HOST"], 0.15) as slow_spanner,
-        services.restartable("ledger", {"SPANNER_EMULATOR_HOST": slow_spanner}) as slow_ledger,
-        httpx.Client(base_url=slow_ledger.url, timeout=30) as slow,
+        tcp_link(service_environ["SPANNER_EMULATOR_HOST"]) as spanner,
+        services.restartable(
+            "ledger", {"SPANNER_EMULATOR_HOST": spanner.address, "CAPLAB_LEDGER_DEADLINE": "60s"}
+        ) as held_ledger,
+        httpx.Client(base_url=held_ledger.url, timeout=60) as http,
+        ThreadPoolExecutor(1) as pool,
     ):
-        results: list[httpx.Response] = []
-        first = threading.Thread(
-            target=lambda: results.append(transfer(slow, source, target, 10, key))
-        )
-        first.start()
-        time.sleep(0.3)
-        duplicate = transfer(slow, source, target, 10, key)
-        first.join()
-        replay = transfer(slow, source, target, 10, key)
+        spanner.hold_at(key.encode())
+        first = pool.submit(transfer, http, source, target, 10, key)
+        assert spanner.wait_held(), "the first request never sent its key to Spanner"
+        duplicate = transfer(http, source, target, 10, key)
+        spanner.release()
+        original = first.result()
+        replay = transfer(http, source, target, 10, key)
     assert duplicate.status_code == 409
     assert duplicate.json()["type"].endswith("/idempotency-key-in-flight")
+    assert duplicate.json()["field"] == "header.Idempotency-Key"
     assert duplicate.headers["retry-after"] == "1"
-    assert results[0].status_code == 201
+    assert original.status_code == 201, original.text
+    assert "idempotent-replayed" not in original.headers
     assert replay.status_code == 201
-    assert replay.json() == results[0].json()
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == original.json()
 
 
 @pytest.mark.parametrize(
@@ -123,53 +128,84 @@ def test_malformed_json_is_a_problem(client: httpx.Client) -> None:
     assert response.json()["type"].endswith("/malformed-json")
 
 
-def test_concurrent_clients_conserve_money(client: httpx.Client, open_account: OpenAccount) -> None:
-    """8 clients × 25 transfers among 4 accounts, some retried with the same key: the total
-    is unchanged, no balance is negative, and each account's balance is exactly its opening
-    balance plus the committed (non-replayed) credits minus debits."""
+@dataclass(frozen=True)
+class Planned:
+    key: str
+    source: str
+    target: str
+    amount: int
+    attempts: int
+
+
+def test_concurrent_clients_apply_each_key_once_and_conserve_money(
+    client: httpx.Client, open_account: OpenAccount
+) -> None:
+    """8 clients × 25 transfers among 4 accounts, one in five sent twice with the same key.
+
+    What the ledger did is read back from the ledger, not from the answers: after the run a
+    probe per key (same key, a body naming no account) says whether the key is stored (422:
+    the key was used for another body) or not (404: nothing was stored, nothing applied).
+    Then each account's balance and version must be exactly its opening values plus the
+    *planned* amounts of the stored keys, once each: a retry applied twice, or a transfer
+    applied without its key, breaks them. Refusals (insufficient funds) are the only allowed
+    failures, and they store nothing. Every retry of a committed key is a replay of it."""
     opening = 1_000
     accounts = [open_account(opening) for _ in range(4)]
     base_url = str(client.base_url)
 
-    def worker(seed: int) -> list[tuple[int, dict, bool]]:
+    def plan(seed: int) -> list[Planned]:
         rng = random.Random(seed)
-        outcomes = []
+        return [
+            Planned(uuid.uuid4().hex, *rng.sample(accounts, 2), rng.randint(1, 400),
+                    2 if rng.random() < 0.2 else 1)
+            for _ in range(25)
+        ]  # fmt: skip
+
+    def worker(planned: list[Planned]) -> list[list[httpx.Response]]:
         with httpx.Client(base_url=base_url, timeout=60) as http:
-            for _ in range(25):
-                source, target = rng.sample(accounts, 2)
-                key = uuid.uuid4().hex
-                for _attempt in range(2 if rng.random() < 0.2 else 1):
-                    response = transfer(http, source, target, rng.randint(1, 400), key)
-                    outcomes.append(
-                        (
-                            response.status_code,
-                            response.json(),
-                            response.headers.get("idempotent-replayed") == "true",
-                        )
-                    )
-        return outcomes
+            return [
+                [transfer(http, p.source, p.target, p.amount, p.key) for _ in range(p.attempts)]
+                for p in planned
+            ]
 
+    plans = [plan(seed) for seed in range(8)]
+    assert sum(p.attempts == 2 for ps in plans for p in ps) >= 20  # the plan retries keys
     with ThreadPoolExecutor(8) as pool:
-        outcomes = [o for batch in pool.map(worker, range(8)) for o in batch]
+        answers = list(pool.map(worker, plans))
 
-    assert {status for status, _, _ in outcomes} <= {201, 422}
-    applied = {body["transfer_id"]: body for status, body, replayed in outcomes
-               if status == 201 and not replayed}  # fmt: skip
-    replays = [body for status, body, replayed in outcomes if status == 201 and replayed]
-    assert all(body["transfer_id"] in applied for body in replays)
-    assert len(applied) > 100
+    stored: list[Planned] = []
+    for planned, responses in zip(
+        [p for ps in plans for p in ps], [r for rs in answers for r in rs], strict=True
+    ):
+        probe = transfer(client, f"nobody-{planned.key}", planned.target, 1, planned.key)
+        assert probe.status_code in (404, 422), probe.text
+        if probe.status_code == 422:
+            assert probe.json()["type"].endswith("/idempotency-key-reused")
+            stored.append(planned)
+        statuses = [r.status_code for r in responses]
+        first = responses[0]
+        if first.status_code == 201:
+            assert probe.status_code == 422, "a 201 whose key the ledger does not know"
+            assert "idempotent-replayed" not in first.headers
+            for retry in responses[1:]:
+                assert retry.status_code == 201
+                assert retry.headers["idempotent-replayed"] == "true"
+                assert retry.json() == first.json()
+        else:
+            assert first.json()["type"].endswith("/insufficient-funds"), first.text
+            assert set(statuses) <= {201, 422}
+            assert (probe.status_code == 422) == (201 in statuses)
+
+    assert len(stored) > 100
     expected = dict.fromkeys(accounts, opening)
-    for body in applied.values():
-        expected[body["from"]] -= body["amount_cents"]
-        expected[body["to"]] += body["amount_cents"]
+    versions = dict.fromkeys(accounts, 1)
+    for planned in stored:
+        expected[planned.source] -= planned.amount
+        expected[planned.target] += planned.amount
+        versions[planned.source] += 1
+        versions[planned.target] += 1
     snapshot = client.get("/v1/snapshot", params={"accounts": ",".join(accounts)}).json()
-    balances = {a["account"]: a["balance_cents"] for a in snapshot["accounts"]}
+    assert {a["account"]: a["balance_cents"] for a in snapshot["accounts"]} == expected
+    assert {a["account"]: a["version"] for a in snapshot["accounts"]} == versions
     assert snapshot["total_cents"] == opening * len(accounts)
-    assert min(balances.values()) >= 0
-    assert balances == expected
-    versions = {a["account"]: a["version"] for a in snapshot["accounts"]}
-    touches = {a: 1 for a in accounts}
-    for body in applied.values():
-        touches[body["from"]] += 1
-        touches[body["to"]] += 1
-    assert versions == touches
+    assert min(expected.values()) >= 0

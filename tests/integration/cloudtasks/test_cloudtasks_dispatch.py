@@ -170,23 +170,24 @@ def test_missed_deadline_is_a_failed_attempt_and_retried(
     assert attempts[1].headers["X-CloudTasks-TaskRetryCount"] == "1"
 
 
-def test_real_time_backoff_follows_the_formula(
-    real_emulator: CloudTasksEmulator,
-    real_client: tasks_v2.CloudTasksClient,
+def test_target_sees_retries_spaced_by_the_formula(
+    fake_emulator: CloudTasksEmulator,
+    fake_client: tasks_v2.CloudTasksClient,
     target: RecordingTarget,
 ) -> None:
-    """On the system clock, min 0.25 s / max 1 s / 2 doublings gives retries after 0.25, 0.5,
-    1.0 and 1.0 s, as seen by the target (never early; late only by scheduling slack)."""
+    """min 0.25 s / max 1 s / 2 doublings: the five attempts reach the target with ETAs
+    (X-CloudTasks-TaskETA) 0.25, 0.5, 1.0 and 1.0 s apart, and each is dispatched at its
+    scheduled time, never before (on the emulator's clock, moved only by the test)."""
     queue = make_queue(
-        real_client, max_attempts=5, min_backoff=0.25, max_backoff=1, max_doublings=2
+        fake_client, max_attempts=5, min_backoff=0.25, max_backoff=1, max_doublings=2
     )
-    task = real_client.create_task(parent=queue.name, task=http_task(target.url("/codes/500")))
-    real_emulator.run_until_idle(timeout=20)
-    arrivals = [r.at for r in target.for_task(task.name)]
-    observed = _gaps(arrivals)
-    assert len(observed) == 4
-    for delay, expected in zip(observed, [0.25, 0.5, 1.0, 1.0], strict=True):
-        assert expected - 0.005 <= delay <= expected + 0.5
+    task = fake_client.create_task(parent=queue.name, task=http_task(target.url("/codes/500")))
+    fake_emulator.run_until_idle()
+    etas = [float(r.headers["X-CloudTasks-TaskETA"]) for r in target.for_task(task.name)]
+    assert _gaps(etas) == [0.25, 0.5, 1.0, 1.0]
+    attempts = fake_emulator.attempts_for(task.name)
+    assert [a.dispatch_time for a in attempts] == [a.schedule_time for a in attempts]
+    assert [a.schedule_time for a in attempts] == pytest.approx(etas, abs=1e-6)
 
 
 def test_pause_resume_purge_and_run_task_while_paused(
