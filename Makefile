@@ -11,7 +11,11 @@ export UV_PYTHON_DOWNLOADS := never
 
 .DEFAULT_GOAL := help
 .PHONY: help test test-unit demo up down status lint lock infra-check bench-up bench-ledger \
+<<<<<<< HEAD
+	bench-fanout bench-tasks bench-lab bench-checker bench-relay clean
+=======
 	bench-fanout bench-tasks bench-lab bench-checker bench-workers mutation mutation-show clean
+>>>>>>> main
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -79,6 +83,10 @@ bench-up: $(STAMP)
 ## bench-ledger: ledger HTTP vs raw Spanner client (reads, transactions/s), relay delay
 bench-ledger: $(STAMP)
 	$(BIN)/python -m caplab.bench.ledger
+
+## bench-relay: outbox relay CPU idle and with Spanner and Pub/Sub down, commit-to-publish delay
+bench-relay: $(STAMP)
+	$(BIN)/python -m caplab.bench.relay
 
 ## bench-tasks: Cloud Tasks emulator dispatch throughput and backoff timing error
 bench-tasks: $(STAMP)

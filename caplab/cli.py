@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "lab": "caplab.local.partition",
     "rowkeys": "loadtest.rowkeys.cli",
     "deploy": "infra.deploy_check",
+    "dlq": "caplab.ops.dlq",
 }
 """Sub-command -> the module whose ``register(subparsers)`` declares it."""
 

@@ -77,6 +77,18 @@ class SpannerDatabase:
                 names.append(words[2])
         return tuple(names)
 
+    def index_names(self) -> tuple[str, ...]:
+        """Names of the secondary indexes the DDL leaves in place (created and not dropped
+        by a later migration), in declaration order."""
+        names: list[str] = []
+        for statement in self.ddl:
+            words = statement.split()
+            if words[0] == "CREATE" and "INDEX" in words[1:3]:
+                names.append(words[words.index("INDEX") + 1])
+            elif words[:2] == ["DROP", "INDEX"]:
+                names.remove(words[2])
+        return tuple(names)
+
     def schema(self) -> tuple[str, ...]:
         """The DDL without its access control: tables and indexes (what the emulator runs)."""
         return tuple(s for s in self.ddl if not is_access_control(s))
@@ -329,11 +341,45 @@ LEDGER_MIGRATIONS = (
             "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE Webhooks TO ROLE notifier",
         ),
     ),
+    Migration(
+        # The relay (docs/relay.md): the lease epoch that stamped each row (its fencing
+        # token), rows it parked because they can never be published, an index of exactly the
+        # rows still to publish (parked rows never sit in front of pending ones), and the
+        # leader lease: one row per lease name, ExpiresAt on Spanner's clock (set from
+        # CURRENT_TIMESTAMP()), Epoch one more for each new holder. OutboxByPublished is no
+        # longer read but stays until no relay revision of before this migration can run
+        # (a later migration drops it), so a rollout never breaks the running relay.
+        "m0007_relay_lease",
+        (
+            "ALTER TABLE Outbox ADD COLUMN PublishedEpoch INT64",
+            "ALTER TABLE Outbox ADD COLUMN ParkedAt TIMESTAMP "
+            "OPTIONS (allow_commit_timestamp = true)",
+            "ALTER TABLE Outbox ADD COLUMN ParkedReason STRING(MAX)",
+            "CREATE INDEX OutboxPending ON Outbox (PublishedAt, ParkedAt, CommittedAt)",
+            """CREATE TABLE RelayLease (
+  Name STRING(64) NOT NULL,
+  Holder STRING(256) NOT NULL,
+  Epoch INT64 NOT NULL,
+  ExpiresAt TIMESTAMP NOT NULL,
+) PRIMARY KEY (Name)""",
+            # The relay's database role (m0006) takes the lease and parks rows too.
+            "GRANT SELECT, INSERT, UPDATE ON TABLE RelayLease TO ROLE relay",
+        ),
+    ),
 )
 """The ledger database's schema, oldest change first. Append a migration (and pin it in
 ``infra/schema.lock``); never edit one that shipped."""
 
 _PUSH_RETRY = RetryPolicy(minimum_backoff_seconds=1, maximum_backoff_seconds=60)
+
+OUTAGE_BUDGET_SECONDS = 3600
+"""How long a consumer's backend may be down before its events dead-letter, at the least."""
+
+_DURABLE_PUSH_RETRY = RetryPolicy(minimum_backoff_seconds=60, maximum_backoff_seconds=600)
+_DURABLE_DELIVERY_ATTEMPTS = 100
+"""Pub/Sub waits at least ``minimum_backoff`` between two deliveries of a failing message, so
+the last of 100 attempts comes at least 99 x 60 s = 99 min after the first, whatever the
+growth between the two bounds (docs/relay.md has the arithmetic and the sources)."""
 
 TOPOLOGY = Topology(
     spanner=SpannerDatabase(instance="caplab", database="ledger", migrations=LEDGER_MIGRATIONS),
@@ -345,8 +391,8 @@ TOPOLOGY = Topology(
             service="activity",
             path="/pubsub/transfer-events",
             dead_letter_topic="activity-projector-dead-letter",
-            max_delivery_attempts=10,
-            retry=_PUSH_RETRY,
+            max_delivery_attempts=_DURABLE_DELIVERY_ATTEMPTS,
+            retry=_DURABLE_PUSH_RETRY,
         ),
         PushSubscription(
             name="notifier",
@@ -354,8 +400,8 @@ TOPOLOGY = Topology(
             service="notifier",
             path="/pubsub/transfer-events",
             dead_letter_topic="notifier-dead-letter",
-            max_delivery_attempts=10,
-            retry=_PUSH_RETRY,
+            max_delivery_attempts=_DURABLE_DELIVERY_ATTEMPTS,
+            retry=_DURABLE_PUSH_RETRY,
         ),
         PushSubscription(
             name="ledger-cache-invalidation",
@@ -363,6 +409,8 @@ TOPOLOGY = Topology(
             service="ledger",
             path="/internal/invalidate",
             dead_letter_topic="ledger-cache-invalidation-dead-letter",
+            # A late invalidation is worth nothing once the cached entry's TTL has passed:
+            # this one keeps a short budget, and a dead-lettered invalidation costs nothing.
             max_delivery_attempts=5,
             retry=_PUSH_RETRY,
             # Invalidation is idempotent and order-free: ordering would only add latency.

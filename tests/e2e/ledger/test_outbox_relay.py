@@ -88,7 +88,8 @@ def test_relay_killed_mid_burst_loses_nothing(
                 if i == 45:
                     killed.wait(30)
 
-    fast = {"CAPLAB_RELAY_POLL_INTERVAL": "10ms"}
+    # A short lease: the restarted relay takes over from the killed one within 2 s.
+    fast = {"CAPLAB_RELAY_POLL_INTERVAL": "10ms", "CAPLAB_RELAY_LEASE": "2s"}
     writer = threading.Thread(target=burst)
     relay = services.launch("relay", fast)
     try:

@@ -7,7 +7,7 @@ import sys
 
 from caplab.core import catalogue
 from caplab.core.catalogue import local_service_urls
-from caplab.core.topology import TOPOLOGY, push_endpoint
+from caplab.core.topology import TOPOLOGY, Migration, SpannerDatabase, push_endpoint
 
 
 def test_importing_the_topology_pulls_in_no_client_library_or_pulumi() -> None:
@@ -70,3 +70,17 @@ def test_queues_have_valid_retry_and_rate_settings() -> None:
         assert 0 < queue.max_concurrent_dispatches <= 5000
         assert queue.retry.max_attempts >= -1
         assert queue.retry.min_backoff_seconds <= queue.retry.max_backoff_seconds
+
+
+def test_the_indexes_left_in_place_account_for_later_drops() -> None:
+    """An index a later migration drops is no longer declared."""
+    database = SpannerDatabase(
+        instance="i",
+        database="d",
+        migrations=(
+            Migration("m1", ("CREATE TABLE T (K INT64) PRIMARY KEY (K)", "CREATE INDEX A ON T(K)")),
+            Migration("m2", ("CREATE UNIQUE INDEX B ON T (K)", "DROP INDEX A")),
+        ),
+    )
+    assert database.index_names() == ("B",)
+    assert "OutboxPending" in TOPOLOGY.spanner.index_names()

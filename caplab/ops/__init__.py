@@ -1,0 +1,1 @@
+"""Operator commands: what someone running caplab does to a stack (``caplab dlq``)."""
