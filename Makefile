@@ -11,11 +11,8 @@ export UV_PYTHON_DOWNLOADS := never
 
 .DEFAULT_GOAL := help
 .PHONY: help test test-unit demo up down status lint lock infra-check bench-up bench-ledger \
-<<<<<<< HEAD
-	bench-fanout bench-tasks bench-lab bench-checker bench-relay clean
-=======
-	bench-fanout bench-tasks bench-lab bench-checker bench-workers mutation mutation-show clean
->>>>>>> main
+	bench-fanout bench-tasks bench-lab bench-checker bench-relay bench-workers mutation \
+	mutation-show clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
