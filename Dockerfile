@@ -18,17 +18,19 @@ WORKDIR /app
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin caplab \
     && pip install uv==0.13.9
 
-# Dependencies first, exactly as locked and without extras (no lab, plots or Pulumi): this
-# layer is rebuilt only when pyproject.toml or uv.lock changes.
+# Dependencies first, exactly as locked: the services' own, plus the `loadgen` extra so the
+# same image runs `caplab load` shards as a Cloud Run Job (aiohttp, rich, google-cloud-storage;
+# no plots, no Pulumi, nothing a service imports). This layer is rebuilt only when
+# pyproject.toml or uv.lock changes.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --locked --no-dev --no-install-project
+RUN uv sync --locked --no-dev --extra loadgen --no-install-project
 
 COPY README.md ./
 COPY caplab ./caplab
 COPY emulators ./emulators
 COPY services ./services
 COPY loadtest ./loadtest
-RUN uv sync --locked --no-dev --no-editable && rm -rf /app/build
+RUN uv sync --locked --no-dev --extra loadgen --no-editable && rm -rf /app/build
 
 USER 10001
 EXPOSE 8080

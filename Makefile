@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 .DEFAULT_GOAL := help
 .PHONY: help test test-unit demo up down status lint lock infra-check bench-up bench-ledger \
-	bench-fanout bench-tasks bench-lab bench-checker mutation mutation-show clean
+	bench-fanout bench-tasks bench-lab bench-checker bench-workers mutation mutation-show clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -91,6 +91,10 @@ bench-lab: $(STAMP)
 ## bench-checker: history checkers: single-key corpus (PORCUPINE=dir: side by side), 100k-op ledger
 bench-checker: $(STAMP)
 	$(BIN)/python -m caplab.bench.checker $(if $(PORCUPINE),--porcupine $(PORCUPINE))
+
+## bench-workers: 1 vs 2 generator processes at lag p99 <= 2 ms, merge of 1,000,000 operations
+bench-workers: $(STAMP)
+	$(BIN)/python -m caplab.bench.workers
 
 ## bench-fanout: commit-to-visible delay of the activity read model at 50 transfers/s
 bench-fanout: $(STAMP)

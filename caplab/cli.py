@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "check": "loadtest.check_cli",
     "load": "loadtest.load_cli",
     "chaos": "loadtest.chaos",
+    "lab": "caplab.local.partition",
     "rowkeys": "loadtest.rowkeys.cli",
     "deploy": "infra.deploy_check",
 }

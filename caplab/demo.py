@@ -8,7 +8,8 @@
 3. tours the ledger (CP vs AP reads), the Cloud Tasks emulator (backoff, rate limit, OIDC),
    the fan-out (read model, webhooks, payout saga), compares Bigtable row-key designs for a
    few seconds (``caplab rowkeys``), then runs the load-and-consistency lab for ``--seconds``
-   and prints where its report is;
+   and prints where its report is; then a short ``caplab lab partition`` on the same Spanner
+   emulator prints its phase table;
 4. always stops what it started — services first, then the emulators it brought up (a stack
    the user started with ``make up`` stays up) — even when a step fails or is interrupted.
 """
@@ -27,7 +28,7 @@ from caplab.core.catalogue import local_service_urls
 from caplab.core.clients import quiet_emulator_notices
 from caplab.core.errors import CaplabError
 from caplab.core.signals import stop_on_sigterm
-from caplab.local import launcher
+from caplab.local import launcher, partition
 from emulators import bootstrap, manager
 from emulators.cli import print_status
 
@@ -59,7 +60,10 @@ def run(console: Console, seconds: float) -> Path:
         fanout_tour.run(console, urls)
         with manager.exported(environ):
             rowkeys.demo(console)
-        return lab_demo.run(console, urls["ledger"], urls["activity"], seconds=seconds)
+        report = lab_demo.run(console, urls["ledger"], urls["activity"], seconds=seconds)
+    console.rule("[bold]CAP made visible: the leader link cut, then healed")
+    partition.run(console, min(seconds, 15.0), environ=environ, brief=True)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from caplab.core.topology import TOPOLOGY
 from infra.components.apis import ProjectApis, ProjectApisArgs
 from infra.components.bigtable import ActivityStore, ActivityStoreArgs
 from infra.components.fanout import EventFanout, EventFanoutArgs, PushTarget
+from infra.components.loadjob import LoadJob, LoadJobArgs
 from infra.components.queues import TaskQueues, TaskQueuesArgs, TaskTarget
 from infra.components.registry import ImageRepository, ImageRepositoryArgs
 from infra.components.service import (
@@ -196,7 +197,23 @@ services = {
     for declared in catalogue.DEPLOYED
 }
 
+load_job = LoadJob(
+    "load",
+    LoadJobArgs(
+        project=project,
+        region=settings.region,
+        image=deployed_image.apply(lambda ref: ref or PLACEHOLDER_IMAGE),
+        args=deployed_image.apply(lambda ref: ["load"] if ref else None),
+        services=services,
+        deletion_protection=settings.deletion_protection,
+        operators=list(settings.invokers),
+    ),
+    after_apis,
+)
+
 pulumi.export("service_urls", {name: service.uri for name, service in services.items()})
+pulumi.export("load_job", load_job.job.name)
+pulumi.export("load_shards", load_job.shard_url)
 pulumi.export("image_base", images.image_base)
 pulumi.export("image", deployed_image.apply(lambda ref: ref or PLACEHOLDER_IMAGE))
 pulumi.export("spanner_database", ledger.database.id)

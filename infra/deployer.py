@@ -33,6 +33,7 @@ REQUIRED_APIS = (
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "spanner.googleapis.com",
+    "storage.googleapis.com",
 )
 """Enabled by the program itself (``gcp.projects.Service``), before anything else it
 creates. Cloud Build, Secret Manager (the Pulumi passphrase) and Artifact Registry are among
@@ -101,6 +102,21 @@ RESOURCES: dict[str, Needs] = {
     ),
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": Needs(
         tuple(f"run.services.{verb}" for verb in _IAM_POLICY), "roles/run.admin", "invokers"
+    ),
+    "gcp:cloudrunv2/job:Job": Needs(
+        (*_crud("run.jobs"), "run.operations.get", ACT_AS),
+        "roles/run.admin",
+        "the load lab's Cloud Run Job, running as its own account",
+    ),
+    "gcp:storage/bucket:Bucket": Needs(
+        tuple(f"storage.buckets.{verb}" for verb in ("create", "get", "update", "delete")),
+        "roles/storage.admin",
+        "the load job's shard bucket",
+    ),
+    "gcp:storage/bucketIAMMember:BucketIAMMember": Needs(
+        tuple(f"storage.buckets.{verb}" for verb in _IAM_POLICY),
+        "roles/storage.admin",
+        "who may write and read shards",
     ),
     "gcp:pubsub/topic:Topic": Needs(_crud("pubsub.topics"), "roles/pubsub.admin", "topics"),
     "gcp:pubsub/topicIAMMember:TopicIAMMember": Needs(

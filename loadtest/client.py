@@ -44,6 +44,14 @@ def _problem_type(content: bytes) -> str:
     return str(problem.get("type", "")) if isinstance(problem, dict) else ""
 
 
+def _committed(record: Record, data: dict[str, Any]) -> None:
+    record.transfer_id = data["transfer_id"]
+    record.from_version, record.to_version = data["from_version"], data["to_version"]
+    record.from_previous_writer = data.get("from_previous_writer") or ""
+    record.to_previous_writer = data.get("to_previous_writer") or ""
+    record.commit_timestamp = epoch(data["commit_timestamp"])
+
+
 class LabClient:
     """Issues one operation and records it. ``clock`` is the monotonic clock of the run;
     ``auth``, when given, adds an ID token for each request's service."""
@@ -115,20 +123,34 @@ class LabClient:
         if data is not None:
             record.balance, record.version = data["balance_cents"], data["version"]
             record.commit_timestamp = epoch(data["commit_timestamp"])
+            record.created = bool(data.get("created", True))
         return record
 
     async def transfer(self, record: Record) -> Record:
         body = {"from": record.account, "to": record.other, "amount_cents": record.amount}
-        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        record.idempotency_key = uuid.uuid4().hex
+        headers = {"Idempotency-Key": record.idempotency_key}
         url = f"{self.ledger_url}/v1/transfers"
         data = await self._call(record, "POST", url, body=body, headers=headers)
         if data is not None:
-            record.transfer_id = data["transfer_id"]
-            record.from_version, record.to_version = data["from_version"], data["to_version"]
-            record.from_previous_writer = data.get("from_previous_writer") or ""
-            record.to_previous_writer = data.get("to_previous_writer") or ""
-            record.commit_timestamp = epoch(data["commit_timestamp"])
+            _committed(record, data)
         return record
+
+    async def resolve(self, record: Record) -> bool:
+        """Replay an unknown transfer with its Idempotency-Key; True once its outcome is
+        known (``record.resolved``, and for a commit its versions and timestamp)."""
+        probe = Record(seq=record.seq, kind="transfer", account=record.account,
+                       other=record.other, amount=record.amount, intended=self.clock())  # fmt: skip
+        body = {"from": record.account, "to": record.other, "amount_cents": record.amount}
+        headers = {"Idempotency-Key": record.idempotency_key}
+        url = f"{self.ledger_url}/v1/transfers"
+        data = await self._call(probe, "POST", url, body=body, headers=headers)
+        if probe.outcome not in (OK, REJECTED):
+            return False
+        if data is not None:
+            _committed(record, data)
+        record.resolved, record.resolved_returned = probe.outcome, probe.returned
+        return True
 
     async def read(self, record: Record) -> Record:
         params = {"consistency": record.kind}

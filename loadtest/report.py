@@ -3,26 +3,33 @@ written as JSON, and as an HTML page with plots a person can open.
 
 Files written into the output directory:
 
-- ``report.html``: tables and plots (latency percentile spectrum per mode, staleness
-  distributions, the t-visibility curve) as embedded PNGs;
-- ``report.json``: every figure, verdict and the encoded HDR histograms;
+- ``report.html``: the headline chart (per read mode, latency against freshness: the CP/AP
+  trade-off in one picture), availability over time (phases such as a partition shaded),
+  tables, the latency percentile spectrum, staleness distributions and the t-visibility
+  curve, as embedded PNGs;
+- ``report.json``: every figure, verdict and the encoded HDR histograms, ``"workers"`` (how
+  many generators) with each one's scheduling lag, late starts and clock, and ``"phases"``
+  when the run had them;
 - ``history.json``: the ledger history (``caplab check history.json`` repeats the
   check); ``records.json``: every operation as recorded.
+
+matplotlib is imported only when a page is drawn.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hdrh.histogram import HdrHistogram
-from matplotlib.figure import Figure
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -31,11 +38,24 @@ from loadtest.checks.bank import BankResult, check_bank
 from loadtest.checks.serializable import check_serializable, ledger_history
 from loadtest.checks.staleness import ModeStaleness, check_staleness
 from loadtest.checks.visibility import Visibility, check_visibility
-from loadtest.config import OPERATIONS
+from loadtest.config import OPERATIONS, READ_MODES
 from loadtest.linearizability import LedgerResult, dump_history
 from loadtest.linearizability.ledger import PROPERTY
+from loadtest.merge import Merged, WorkerSummary
+from loadtest.phases import Phase, PhaseSummary, summarise, timeline
+from loadtest.records import resolved_view
 from loadtest.runner import RunResult
 from loadtest.stats import KindStats, kind_stats, percentiles_ms, scheduling_lag
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+VISIBILITY_EDGES_MS = (
+    0, 2, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 750,
+    1000, 1500, 2000, 3000, 5000, 10000, math.inf,
+)  # fmt: skip
+"""Bins of the t-visibility curve: fine where a fan-out's delay usually lies (tens to hundreds
+of milliseconds), so the curve's shape shows."""
 
 
 @dataclass
@@ -47,17 +67,53 @@ class Report:
     bank: BankResult
     staleness: dict[str, ModeStaleness]
     visibility: Visibility | None
+    workers: list[WorkerSummary] = field(default_factory=list)
+    phases: list[PhaseSummary] = field(default_factory=list)
+    checked: RunResult | None = None
+    """The run as the checkers saw it (unknown transfers resolved after the run count as
+    completed: :func:`loadtest.records.resolved_view`)."""
 
 
-def analyse(result: RunResult) -> Report:
+def _only_worker(
+    result: RunResult, stats: dict[str, KindStats], lag: HdrHistogram
+) -> WorkerSummary:
+    return WorkerSummary(
+        index=0,
+        operations=len(result.records),
+        lag=lag,
+        late=sum(s.late for s in stats.values()),
+        dropped=sum(result.dropped.values()),
+        clock=result.clock,
+        start_offset=0.0,
+        cpu_seconds=result.cpu_seconds,
+    )
+
+
+def analyse(
+    result: RunResult,
+    *,
+    merged: Merged | None = None,
+    phases: Sequence[Phase] = (),
+) -> Report:
+    """Every statistic and checker over ``result``. A merged run brings its merged
+    histograms and per-worker figures along (``merged.result`` is ``result``)."""
+    if merged is not None:
+        stats, lag, workers = merged.stats, merged.lag, merged.workers
+    else:
+        stats, lag = kind_stats(result), scheduling_lag(result)
+        workers = [_only_worker(result, stats, lag)]
+    checked = dataclasses.replace(result, records=resolved_view(result.records))
     return Report(
         result=result,
-        stats=kind_stats(result),
-        lag=scheduling_lag(result),
-        serializability=check_serializable(result),
-        bank=check_bank(result),
-        staleness=check_staleness(result),
-        visibility=check_visibility(result),
+        stats=stats,
+        lag=lag,
+        serializability=check_serializable(checked),
+        bank=check_bank(checked),
+        staleness=check_staleness(checked),
+        visibility=check_visibility(checked, VISIBILITY_EDGES_MS),
+        workers=workers,
+        phases=summarise(result, phases, checked),
+        checked=checked,
     )
 
 
@@ -68,22 +124,121 @@ def to_json(report: Report) -> dict[str, Any]:
         "run_id": result.run_id,
         "ledger_url": result.endpoints.ledger_url,
         "activity_url": result.endpoints.activity_url,
+        "replica_url": result.endpoints.replica_url,
         "config": config,
         "notes": result.notes,
         "operations": len(result.records),
+        "workers": len(report.workers),
+        "per_worker": [w.to_json() for w in report.workers],
         "scheduling_lag_ms": percentiles_ms(report.lag),
         "modes": {kind: stats.to_json() for kind, stats in report.stats.items()},
         "strict_serializability": report.serializability.to_json(),
         "bank_invariant": report.bank.to_json(),
         "staleness": {mode: s.to_json() for mode, s in report.staleness.items()},
         "t_visibility": report.visibility.to_json() if report.visibility else None,
+        "phases": [p.to_json(result.started_wall) for p in report.phases],
     }
+
+
+# ---- formatting --------------------------------------------------------------------------
+
+
+def ms(value: float) -> str:
+    """Milliseconds with the precision the magnitude deserves."""
+    if math.isnan(value):
+        return "–"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def percent(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.1%}"
+
+
+def _served_by(counts: dict[str, int]) -> str:
+    return ", ".join(f"{where or 'unknown'} {n:,}" for where, n in sorted(counts.items())) or "–"
+
+
+def latency_rows(report: Report) -> list[list[str]]:
+    rows = []
+    for kind, stats in report.stats.items():
+        p = percentiles_ms(stats.latency)
+        s = percentiles_ms(stats.service)
+        rows.append(
+            [kind, *(ms(p[k]) for k in ("p50", "p90", "p99", "p99.9", "max")), ms(s["p99"]),
+             f"{stats.throughput:,.1f}", f"{stats.errors:,}", f"{stats.late:,}",
+             f"{stats.dropped:,}"]
+        )  # fmt: skip
+    return rows
+
+
+LATENCY_HEADER = ["mode", "p50", "p90", "p99", "p99.9", "max", "service p99", "req/s", "errors",
+                  "late starts", "dropped"]  # fmt: skip
+
+
+def staleness_rows(report: Report) -> list[list[str]]:
+    rows = []
+    for mode, s in report.staleness.items():
+        stale: dict[str, float] = s.to_json()["stale_ms"]  # type: ignore[assignment]
+        rows.append(
+            [mode, f"{s.reads:,}", percent(s.fresh_fraction), ms(stale["p50"]), ms(stale["p99"]),
+             ms(stale["max"]), str(max(s.versions_behind, default=0)),
+             f"{len(s.bound_violations):,}", f"{len(s.snapshot_violations):,}",
+             f"{s.skipped:,}", _served_by(s.served_by)]
+        )  # fmt: skip
+    return rows
+
+
+STALENESS_HEADER = ["mode", "reads", "fresh", "stale p50 ms", "stale p99 ms", "stale max ms",
+                    "max versions behind", "over bound", "read-timestamp violations",
+                    "not assessable", "served by"]  # fmt: skip
+
+
+def worker_rows(report: Report) -> list[list[str]]:
+    rows = []
+    for w in report.workers:
+        lag = percentiles_ms(w.lag)
+        rows.append(
+            [str(w.index), f"{w.operations:,}", ms(lag["p50"]), ms(lag["p99"]), ms(lag["max"]),
+             f"{w.late:,}", f"{w.dropped:,}", f"{w.cpu_per_operation * 1000:.3f}",
+             w.clock.source,
+             f"{w.clock.offset * 1000:+.3f} ± {w.clock.uncertainty * 1000:.3f}",
+             ms(w.start_offset * 1000)]
+        )  # fmt: skip
+    return rows
+
+
+WORKER_HEADER = ["worker", "operations", "lag p50 ms", "lag p99 ms", "lag max ms", "late starts",
+                 "dropped", "CPU ms/op", "clock", "offset ± uncertainty ms",
+                 "start offset ms"]  # fmt: skip
+
+
+def phase_rows(report: Report) -> list[list[str]]:
+    rows = []
+    origin = report.result.started_wall
+    for summary in report.phases:
+        span = f"{summary.phase.start - origin:.1f}–{summary.phase.end - origin:.1f} s"
+        for mode, m in summary.modes.items():
+            p = percentiles_ms(m.latency)
+            fresh = stale = "–"
+            if m.staleness is not None and m.staleness.reads:
+                fresh = percent(m.staleness.fresh_fraction)
+                stale = ms(m.staleness.to_json()["stale_ms"]["p99"])  # type: ignore[index]
+            rows.append(
+                [summary.phase.name, span, mode, f"{m.answered:,}/{m.attempted:,}",
+                 percent(m.availability), ms(p["p50"]) if m.answered else "–",
+                 ms(p["p99"]) if m.answered else "–", fresh, stale]
+            )  # fmt: skip
+    return rows
+
+
+PHASE_HEADER = ["phase", "when", "mode", "answered", "availability", "p50 ms", "p99 ms", "fresh",
+                "stale p99 ms"]  # fmt: skip
 
 
 # ---- console ---------------------------------------------------------------------------
 
 
-def _verdict_text(report: Report) -> list[tuple[str, str, bool]]:
+def verdicts(report: Report) -> list[tuple[str, str, bool]]:
     """(check, outcome, passed) lines shared by the console and the HTML page."""
     ledger = report.serializability
     lines = [
@@ -125,49 +280,63 @@ def _verdict_text(report: Report) -> list[tuple[str, str, bool]]:
     return lines
 
 
+def _table(title: str, header: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for i, column in enumerate(header):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+CONSOLE_LATENCY = ("mode", "p50", "p90", "p99", "p99.9", "max", "req/s", "errors", "late starts")
+CONSOLE_STALENESS = ("mode", "reads", "fresh", "stale p50 ms", "stale p99 ms",
+                     "max versions behind", "over bound")  # fmt: skip
+CONSOLE_WORKERS = ("worker", "operations", "lag p50 ms", "lag p99 ms", "late starts", "dropped",
+                   "CPU ms/op", "offset ± uncertainty ms")  # fmt: skip
+CONSOLE_PHASES = ("phase", "mode", "answered", "availability", "p50 ms", "p99 ms", "fresh",
+                  "stale p99 ms")  # fmt: skip
+"""The columns a terminal has room for (the HTML page shows them all)."""
+
+
+def _columns(
+    header: list[str], rows: list[list[str]], keep: tuple[str, ...]
+) -> tuple[list[str], list[list[str]]]:
+    indexes = [header.index(name) for name in keep]
+    return [header[i] for i in indexes], [[row[i] for i in indexes] for row in rows]
+
+
+def phase_table(report: Report) -> Table:
+    """The phase table without the time span (the terminal's width), each phase named once."""
+    header, rows = _columns(PHASE_HEADER, phase_rows(report), CONSOLE_PHASES)
+    names = [row[0] for row in rows]
+    for i in range(1, len(rows)):
+        if names[i] == names[i - 1]:
+            rows[i][0] = ""
+    return _table("phases: availability, latency and staleness per mode", header, rows)
+
+
 def print_console(report: Report, console: Console) -> None:
-    latency = Table(
-        title=f"caplab load {report.result.run_id}: latency from intended start (ms)",
-        box=box.SIMPLE_HEAD,
-    )
-    for column in ("mode", "p50", "p90", "p99", "p99.9", "max", "req/s", "errors", "late"):
-        latency.add_column(column, justify="left" if column == "mode" else "right")
-    for kind, stats in report.stats.items():
-        p = percentiles_ms(stats.latency)
-        latency.add_row(
-            kind,
-            *(f"{p[key]:.2f}" for key in ("p50", "p90", "p99", "p99.9", "max")),
-            f"{stats.throughput:.1f}",
-            str(stats.errors),
-            str(stats.late),
-        )
-    console.print(latency)
-    staleness = Table(title="staleness of balance reads", box=box.SIMPLE_HEAD)
-    for column in ("mode", "reads", "fresh", "stale p50 ms", "stale p99 ms", "max k", "over bound"):
-        staleness.add_column(column, justify="left" if column == "mode" else "right")
-    for mode, s in report.staleness.items():
-        summary = s.to_json()
-        stale_ms: dict[str, float] = summary["stale_ms"]  # type: ignore[assignment]
-        staleness.add_row(
-            mode,
-            str(s.reads),
-            f"{s.fresh_fraction:.1%}",
-            f"{stale_ms['p50']:.1f}",
-            f"{stale_ms['p99']:.1f}",
-            str(summary["max_versions_behind"]),
-            str(len(s.bound_violations)),
-        )
-    console.print(staleness)
-    dropped = sum(report.result.dropped.values())
+    result = report.result
+    title = f"caplab load {result.run_id}: latency from intended start (ms)"
+    console.print(_table(title, *_columns(LATENCY_HEADER, latency_rows(report), CONSOLE_LATENCY)))
+    staleness = _columns(STALENESS_HEADER, staleness_rows(report), CONSOLE_STALENESS)
+    console.print(_table("staleness of balance reads", *staleness))
+    if len(report.workers) > 1:
+        workers = _columns(WORKER_HEADER, worker_rows(report), CONSOLE_WORKERS)
+        console.print(_table(f"{len(report.workers)} workers", *workers))
+    if report.phases:
+        console.print(phase_table(report))
+    dropped = sum(result.dropped.values())
     if dropped:
-        console.print(f"[yellow]{dropped} arrivals dropped (more than --max-in-flight)[/]")
+        console.print(f"[yellow]{dropped:,} arrivals dropped (more than --max-in-flight)[/]")
     lag = percentiles_ms(report.lag)
     console.print(
         f"scheduling lag: p50 {lag['p50']:.3f} ms, p99 {lag['p99']:.3f} ms, max {lag['max']:.3f} ms"
     )
-    for note in report.result.notes:
+    for note in result.notes:
         console.print(f"[dim]note: {note}[/]")
-    for check, outcome, passed in _verdict_text(report):
+    for check, outcome, passed in verdicts(report):
         mark = "[green]✓[/]" if passed else "[red]✗[/]"
         console.print(f"{mark} {check}: {outcome}", highlight=False)
     for line in report.serializability.lines():
@@ -179,6 +348,13 @@ def print_console(report: Report, console: Console) -> None:
 
 MODE_COLOURS: dict[str, str] = {kind: f"C{i}" for i, kind in enumerate(OPERATIONS)}
 """One colour per mode across every chart."""
+SHADED_PHASES = ("partition",)
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
 
 
 def _png(figure: Figure) -> str:
@@ -187,10 +363,68 @@ def _png(figure: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def tradeoff_plot(report: Report) -> str:
+    """The headline: per read mode, latency (p50 dot, p99 triangle, joined) against freshness
+    (left: fraction of reads that were fresh; right: p99 of how far behind stale reads were).
+    Strong reads sit at full freshness; the stale modes buy latency and availability with it."""
+    figure = _figure(10, 4.2)
+    left, right = figure.subplots(1, 2, sharey=True)
+    for mode in READ_MODES:
+        stats, staleness = report.stats.get(mode), report.staleness.get(mode)
+        if stats is None or staleness is None or stats.latency.get_total_count() == 0:
+            continue
+        p = percentiles_ms(stats.latency)
+        stale_p99: float = staleness.to_json()["stale_ms"]["p99"]  # type: ignore[index]
+        colour = MODE_COLOURS[mode]
+        for axes, x in ((left, staleness.fresh_fraction), (right, stale_p99)):
+            axes.plot([x, x], [p["p50"], p["p99"]], color=colour, linewidth=2)
+            axes.plot([x], [p["p50"]], "o", color=colour, label=f"{mode} p50")
+            axes.plot([x], [p["p99"]], "^", color=colour, label=f"{mode} p99")
+            axes.annotate(mode, (x, p["p99"]), textcoords="offset points", xytext=(5, 4))
+    left.set_xlabel("fraction of reads that were fresh")
+    left.set_xlim(-0.05, 1.1)
+    left.set_ylabel("latency from intended start (ms)")
+    left.set_yscale("log")
+    right.set_xlabel("p99 of how far behind stale reads were (ms)")
+    right.set_xscale("symlog", linthresh=1)
+    right.set_xlim(left=-0.5)
+    for axes in (left, right):
+        axes.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize="small", ncol=2)
+    figure.suptitle("What each read mode costs (latency) and what it gives up (freshness)")
+    return _png(figure)
+
+
+def availability_plot(report: Report) -> str:
+    """Fraction of the operations scheduled in each interval that were answered, per mode;
+    partitions shaded."""
+    line = timeline(report.result)
+    figure = _figure(10, 3.8)
+    axes = figure.subplots()
+    origin = report.result.started_wall
+    for summary in report.phases:
+        start, end = summary.phase.start - origin, summary.phase.end - origin
+        if summary.phase.name in SHADED_PHASES:
+            axes.axvspan(start, end, color="red", alpha=0.12)
+        axes.axvline(start, color="grey", linewidth=0.8, linestyle=":")
+        axes.text(start, 1.12, f" {summary.phase.name}", fontsize="small", va="top")
+    for mode, values in line.availability.items():
+        xs = [t + line.bucket / 2 for t in line.starts]
+        axes.plot(xs, values, label=mode, color=MODE_COLOURS[mode], marker=".", linewidth=1)
+    axes.set_ylim(-0.05, 1.15)
+    axes.set_xlim(0, report.result.config.duration)
+    axes.set_xlabel(f"seconds since the start (buckets of {line.bucket:.2g} s)")
+    axes.set_ylabel("fraction answered")
+    axes.set_title("Availability over time per mode")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small", ncol=4, loc="lower left")
+    return _png(figure)
+
+
 def latency_spectrum_plot(report: Report) -> str:
     """Latency by percentile, one line per mode (x: 1/(1−p) on a log axis, as HdrHistogram
     plots do, so the tail gets the room)."""
-    figure = Figure(figsize=(8, 4.5))
+    figure = _figure(8, 4.5)
     axes = figure.subplots()
     nines = [i / 20 for i in range(0, 81)]  # 0 .. 4 nines
     for kind, stats in report.stats.items():
@@ -213,7 +447,7 @@ def latency_spectrum_plot(report: Report) -> str:
 
 def staleness_plot(report: Report) -> str:
     """Left: CDF of how far behind (ms) each read was; right: PBS k-staleness."""
-    figure = Figure(figsize=(10, 4))
+    figure = _figure(10, 4)
     left, right = figure.subplots(1, 2)
     for mode, s in report.staleness.items():
         if not s.reads:
@@ -240,19 +474,21 @@ def staleness_plot(report: Report) -> str:
 
 
 def visibility_plot(visibility: Visibility) -> str:
-    figure = Figure(figsize=(8, 4))
+    figure = _figure(8, 4)
     axes = figure.subplots()
     points = [
-        (b.high_ms if not math.isinf(b.high_ms) else b.low_ms * 2, b.probability)
+        (b.high_ms if not math.isinf(b.high_ms) else b.low_ms * 2, b.probability, b.samples)
         for b in visibility.bins
         if b.samples
     ]
     if points:
-        xs, ys = zip(*points, strict=True)
-        axes.plot(xs, ys, marker="o")
+        axes.plot([x for x, _, _ in points], [y for _, y, _ in points], marker="o")
+        for x, y, n in points:
+            axes.annotate(f"{n}", (x, y), textcoords="offset points", xytext=(0, -12),
+                          fontsize="x-small", ha="center")  # fmt: skip
     axes.set_xscale("log")
     axes.set_ylim(0, 1.05)
-    axes.set_xlabel("time since commit (ms, upper edge of bin)")
+    axes.set_xlabel("time since commit (ms, upper edge of bin; samples under each point)")
     axes.set_ylabel("P(transfer visible in the feed)")
     axes.set_title("t-visibility of the activity feed")
     axes.grid(True, which="both", alpha=0.3)
@@ -270,76 +506,60 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _img(alt: str, png: str) -> str:
+    return f"<img alt='{alt}' src='data:image/png;base64,{png}'>"
+
+
 def render_html(report: Report) -> str:
     result = report.result
-    rows = []
-    for kind, stats in report.stats.items():
-        p = percentiles_ms(stats.latency)
-        s = percentiles_ms(stats.service)
-        rows.append(
-            [kind, *(f"{p[k]:.2f}" for k in ("p50", "p90", "p99", "p99.9", "max")),
-             f"{s['p99']:.2f}", f"{stats.throughput:.1f}", str(stats.errors), str(stats.late),
-             str(stats.dropped)]
-        )  # fmt: skip
-    latency = _html_table(
-        ["mode", "p50", "p90", "p99", "p99.9", "max", "service-time p99", "req/s", "errors",
-         "late starts", "dropped"],
-        rows,
-    )  # fmt: skip
-    staleness_rows = [
-        [mode, str(s.reads), f"{s.fresh_fraction:.1%}", str(s.to_json()["stale_ms"]),
-         str(max(s.versions_behind, default=0)), str(len(s.bound_violations)),
-         str(len(s.snapshot_violations)), str(s.served_by)]
-        for mode, s in report.staleness.items()
-    ]  # fmt: skip
-    staleness = _html_table(
-        ["mode", "reads", "fresh", "time behind (ms, stale reads)", "max versions behind",
-         "bound violations", "read-timestamp violations", "served by"],
-        staleness_rows,
-    )  # fmt: skip
-    verdicts = "".join(
+    verdict_items = "".join(
         f"<li class={'ok' if passed else 'bad'}><b>{html.escape(check)}</b>: "
         f"{html.escape(outcome)}</li>"
-        for check, outcome, passed in _verdict_text(report)
+        for check, outcome, passed in verdicts(report)
     )
     anomalies = report.serializability.lines()
     counterexamples = f"<pre>{html.escape(chr(10).join(anomalies))}</pre>" if anomalies else ""
     lag = percentiles_ms(report.lag)
-    images = [
-        ("Latency", latency_spectrum_plot(report)),
-        ("Staleness", staleness_plot(report)),
+    sections = [
+        ("What each read mode costs and gives up", _img("trade-off", tradeoff_plot(report))),
+        ("Availability over time", _img("availability", availability_plot(report))),
+    ]
+    if report.phases:
+        sections.append(("Phases", _html_table(PHASE_HEADER, phase_rows(report))))
+    sections += [
+        ("Latency per mode (ms)", _html_table(LATENCY_HEADER, latency_rows(report))),
+        ("Staleness per read mode", _html_table(STALENESS_HEADER, staleness_rows(report))),
+        (f"Workers ({len(report.workers)})", _html_table(WORKER_HEADER, worker_rows(report))),
+        ("Latency spectrum", _img("latency", latency_spectrum_plot(report))),
+        ("Staleness", _img("staleness", staleness_plot(report))),
     ]
     if report.visibility is not None:
-        images.append(("t-visibility", visibility_plot(report.visibility)))
-    figures = "".join(
-        f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
-        f"src='data:image/png;base64,{data}'>"
-        for title, data in images
-    )
+        sections.append(("t-visibility", _img("t-visibility", visibility_plot(report.visibility))))
+    body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     config = html.escape(json.dumps(result.config.__dict__, sort_keys=True))
+    workers = len(report.workers)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>caplab load {html.escape(result.run_id)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 70em; }}
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 80em; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
 li.ok::marker {{ content: "✓ "; color: green; }} li.bad::marker {{ content: "✗ "; color: red; }}
 code, pre {{ background: #f6f6f6; }}
+img {{ max-width: 100%; }}
 </style></head><body>
 <h1>caplab load — run {html.escape(result.run_id)}</h1>
-<p>Ledger <code>{html.escape(result.endpoints.ledger_url)}</code>; {len(result.records)}
-operations over {result.config.duration:g} s ({result.config.warmup:g} s warm-up excluded from
-statistics). Latency is measured from each operation's <em>intended</em> start (open loop, no
-coordinated omission); service time from its actual send. Scheduling lag p99
-{lag["p99"]:.3f} ms.</p>
+<p>Ledger <code>{html.escape(result.endpoints.ledger_url)}</code>; {len(result.records):,}
+operations from {workers} generator{"s" if workers > 1 else ""} over {result.config.duration:g} s
+({result.config.warmup:g} s warm-up excluded from statistics). Latency is measured from each
+operation's <em>intended</em> start (open loop, no coordinated omission); service time from its
+actual send. Scheduling lag p99 {lag["p99"]:.3f} ms.</p>
 <p><small>Configuration: <code>{config}</code></small></p>
 <ul>{notes}</ul>
-<h2>Verdicts</h2><ul>{verdicts}</ul>{counterexamples}
-<h2>Latency per mode (ms)</h2>{latency}
-<h2>Staleness per read mode</h2>{staleness}
-{figures}
+<h2>Verdicts</h2><ul>{verdict_items}</ul>{counterexamples}
+{body}
 </body></html>
 """
 
@@ -355,7 +575,7 @@ def write_report(report: Report, directory: Path) -> dict[str, Path]:
     }
     paths["report"].write_text(render_html(report))
     paths["json"].write_text(json.dumps(to_json(report), indent=2, default=str))
-    history = dump_history(ledger_history(report.result), model="ledger")
+    history = dump_history(ledger_history(report.checked or report.result), model="ledger")
     paths["history"].write_text(json.dumps(history))
     result = report.result
     records = [r.to_json() for r in [*result.setup, *result.records]]

@@ -11,6 +11,12 @@ time is a *late start* (the generator, or its connection pool, could not keep up
 ``max_in_flight`` operations an arrival is dropped and counted (k6's ``dropped_iterations``)
 instead of silently delaying the schedule. Operations intended during the warm-up run but are
 marked and left out of the statistics (the checkers still see them).
+
+One generator may run only its :class:`~loadtest.plan.Part` of the plan (``caplab load
+--workers``, Cloud Run Job shards). Every part creates the run's accounts (creation is
+idempotent; the record says whether this call created the account), then waits for its
+*gate* to name the wall-clock instant the plan starts, so parts started apart still share one
+schedule.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import dataclasses
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -29,14 +36,19 @@ from caplab.core.durations import parse_duration
 from caplab.core.errors import CaplabError
 from loadtest.auth import IdTokenAuth
 from loadtest.client import LabClient
+from loadtest.clock import HOST, Clock, measure
 from loadtest.config import LoadConfig
-from loadtest.plan import Planned, account_ids, schedule
+from loadtest.plan import Part, Planned, account_ids, part_of, schedule
 from loadtest.pool import open_session
-from loadtest.records import ERROR, OK, REJECTED, Record
+from loadtest.records import ERROR, OK, REJECTED, UNKNOWN, Record
 
 SETUP_CONCURRENCY = 8
 START_LEAD = 0.05
 """Seconds between building the schedule and its first intended start."""
+
+Gate = Callable[[float], Awaitable[float]]
+"""Given the earliest wall-clock instant (epoch seconds) this generator could start its plan,
+the instant it starts it (a coordinator answers the same instant to every worker)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,13 @@ class RunResult:
     started_wall: float = 0.0
     dropped: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    part: Part = field(default_factory=Part)
+    wall_offset: float = 0.0
+    """Add to a record's ``intended``/``invoked``/``returned`` for epoch seconds (0 when the
+    times already are epoch seconds on the reference clock, as in a merged run)."""
+    clock: Clock = HOST
+    cpu_seconds: float = 0.0
+    """CPU this process spent driving the schedule (its own cost per operation)."""
 
     @property
     def measured_seconds(self) -> float:
@@ -117,14 +136,22 @@ async def run_load(
     endpoints: Endpoints,
     console: Console | None = None,
     run_id: str | None = None,
+    *,
+    part: Part | None = None,
+    gate: Gate | None = None,
+    clock: str = "host",
 ) -> RunResult:
-    """Create the run's accounts, drive the schedule, and return every record."""
+    """Create the run's accounts, estimate this generator's clock (``clock``: a source of
+    :func:`loadtest.clock.measure`), drive ``part`` of the schedule (all of it by default)
+    from the instant ``gate`` names (as soon as possible by default), and return every
+    record."""
     console = console or Console()
     notes: list[str] = []
     config = _mix_for(config, endpoints, notes)
     run_id = run_id or f"lab-{uuid.uuid4().hex[:8]}"
     accounts = account_ids(run_id, config.accounts)
-    result = RunResult(config, run_id, accounts, endpoints, notes=notes)
+    part = part or Part()
+    result = RunResult(config, run_id, accounts, endpoints, notes=notes, part=part)
     async with open_session(config.connections, config.timeout) as session:
         client = LabClient(
             session,
@@ -136,30 +163,59 @@ async def run_load(
             auth=endpoints.auth,
         )
         result.setup = await _setup_accounts(client, config, accounts)
+        result.clock = await measure(clock, client, accounts[0])
+        earliest = time.time() + START_LEAD
         if config.mix.get("exact", 0) > 0 or config.mix.get("bounded", 0) > 0:
             # A stale read looks `staleness` into the past: before that the accounts did not
             # exist yet and every such read would be a 404.
-            await asyncio.sleep(parse_duration(config.staleness).total_seconds())
-        plan = schedule(config, accounts)
-        result.started_wall = time.time()
-        result.records = await _drive(client, config, plan, accounts, result, console)
+            earliest += parse_duration(config.staleness).total_seconds()
+        plan = part_of(schedule(config, accounts), part)
+        result.started_wall = await gate(earliest) if gate is not None else earliest
+        loop = asyncio.get_running_loop()
+        result.wall_offset = time.time() - loop.time()
+        start = result.started_wall - result.wall_offset
+        cpu = time.process_time()
+        result.records = await _drive(client, config, plan, accounts, start, result, console)
+        result.cpu_seconds = time.process_time() - cpu
+        await _resolve(client, result)
     return result
+
+
+RESOLVE_ATTEMPTS = 5
+
+
+async def _resolve(client: LabClient, result: RunResult) -> None:
+    """Replay each unknown transfer with its Idempotency-Key until its outcome is known
+    (a few attempts, backing off); those still unknown stay pending for the checkers."""
+    unknown = [r for r in result.records if r.outcome == UNKNOWN and r.idempotency_key]
+    for attempt in range(RESOLVE_ATTEMPTS):
+        unknown = [r for r in unknown if not await client.resolve(r)]
+        if not unknown:
+            break
+        await asyncio.sleep(0.2 * 2**attempt)
+    resolved = sum(1 for r in result.records if r.resolved)
+    if resolved or unknown:
+        result.notes.append(
+            f"{resolved} transfers of unknown outcome resolved by replaying their "
+            f"Idempotency-Key after the run; {len(unknown)} still unknown"
+        )
 
 
 async def _drive(
     client: LabClient,
     config: LoadConfig,
-    plan: list[Planned],
+    plan: list[tuple[int, Planned]],
     accounts: list[str],
+    start: float,
     result: RunResult,
     console: Console,
 ) -> list[Record]:
+    """Run ``plan`` (sequence number, operation) from ``start`` on the loop's clock."""
     loop = asyncio.get_running_loop()
     connections = asyncio.Semaphore(config.connections)
     live = _Live()
     records: list[Record] = []
     tasks: set[asyncio.Task[Record]] = set()
-    start = loop.time() + START_LEAD
     warmup_end = start + config.warmup
 
     async def operate(planned: Planned, record: Record) -> Record:
@@ -188,7 +244,7 @@ async def _drive(
             while True:
                 progress.update(
                     bar,
-                    completed=min(config.duration, loop.time() - start),
+                    completed=min(config.duration, max(0.0, loop.time() - start)),
                     description=(
                         f"sent {live.sent}  done {live.done}  in flight {live.in_flight}  "
                         f"errors {live.errors}  late {live.late}  dropped "
@@ -199,7 +255,7 @@ async def _drive(
 
         refresher = asyncio.create_task(refresh())
         try:
-            for seq, planned in enumerate(plan):
+            for seq, planned in plan:
                 due = start + planned.at
                 delay = due - loop.time()
                 if delay > 0:

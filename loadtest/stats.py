@@ -1,11 +1,17 @@
 """Latency statistics per operation kind, in HDR histograms (microseconds, 3 significant
-digits), over the measured window (warm-up excluded)."""
+digits), over the measured window (warm-up excluded).
+
+Several generators' statistics merge exactly: each ships its histograms encoded (HdrHistogram's
+compressed, base64 form) and the merge decodes and adds them, count by count, so a merged
+percentile is the percentile of every operation, never an average of percentiles.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
@@ -100,3 +106,50 @@ def kind_stats(result: RunResult) -> dict[str, KindStats]:
 def scheduling_lag(result: RunResult) -> HdrHistogram:
     """How late operations started after their intended time (measured window)."""
     return histogram_of(max(0.0, r.lag) for r in measured(result) if r.invoked)
+
+
+def encode_stats(stats: Mapping[str, KindStats]) -> dict[str, dict[str, Any]]:
+    """Per kind: both histograms encoded, outcome counts, late starts, drops."""
+    return {
+        kind: {
+            "latency": s.latency.encode().decode(),
+            "service": s.service.encode().decode(),
+            "outcomes": dict(s.outcomes),
+            "late": s.late,
+            "dropped": s.dropped,
+        }
+        for kind, s in stats.items()
+    }
+
+
+def decode_histogram(encoded: str) -> HdrHistogram:
+    histogram = new_histogram()
+    histogram.decode_and_add(encoded.encode())
+    return histogram
+
+
+def merge_stats(
+    parts: Sequence[Mapping[str, Mapping[str, Any]]], seconds: float
+) -> dict[str, KindStats]:
+    """The statistics of every part together (parts as :func:`encode_stats` wrote them)."""
+    merged: dict[str, KindStats] = {}
+    for kind in OPERATIONS:
+        mine = [part[kind] for part in parts if kind in part]
+        if not mine:
+            continue
+        stats = KindStats(kind, new_histogram(), new_histogram(), Counter(), 0, 0, seconds)
+        for encoded in mine:
+            stats.latency.decode_and_add(encoded["latency"].encode())
+            stats.service.decode_and_add(encoded["service"].encode())
+            stats.outcomes.update(encoded["outcomes"])
+            stats.late += encoded["late"]
+            stats.dropped += encoded["dropped"]
+        merged[kind] = stats
+    return merged
+
+
+def merge_histograms(encoded: Iterable[str]) -> HdrHistogram:
+    merged = new_histogram()
+    for text in encoded:
+        merged.decode_and_add(text.encode())
+    return merged

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from caplab.core.environment import GcpSettings
 
 if TYPE_CHECKING:
-    from google.cloud import bigtable, pubsub_v1, spanner, tasks_v2
+    from google.cloud import bigtable, pubsub_v1, spanner, storage, tasks_v2
     from google.cloud.bigtable.table import Table
     from google.cloud.spanner_v1.database import Database
 
@@ -104,6 +104,13 @@ def build_tasks_client(emulator_host: str | None) -> tasks_v2.CloudTasksClient:
 
     channel = grpc.insecure_channel(emulator_host)
     return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+
+
+def build_storage_client() -> storage.Client:
+    """A Cloud Storage client with the ambient credentials (the lab's shards; no emulator)."""
+    from google.cloud import storage
+
+    return storage.Client()
 
 
 def quiet_emulator_notices() -> None:

@@ -130,11 +130,13 @@ class StandInLedger:
         return 404, {"type": "about:blank", "title": "Not Found", "status": 404}
 
     def create(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        stamp = _now_rfc3339()
-        self.accounts.setdefault(body["id"], [body["balance_cents"], 1, stamp, "create"])
+        created = body["id"] not in self.accounts
+        if created:
+            self.accounts[body["id"]] = [body["balance_cents"], 1, _now_rfc3339(), "create"]
         balance, version, updated, _ = self.accounts[body["id"]]
-        return 201, {"account": body["id"], "owner": body["owner"], "balance_cents": balance,
-                     "version": version, "commit_timestamp": updated, "created": True}  # fmt: skip
+        return 201 if created else 200, {"account": body["id"], "owner": body["owner"],
+                     "balance_cents": balance, "version": version, "commit_timestamp": updated,
+                     "created": created}  # fmt: skip
 
     def transfer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         source, target, amount = body["from"], body["to"], body["amount_cents"]

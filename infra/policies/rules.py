@@ -6,8 +6,8 @@ can join an IAM grant to the service it names). Property names are the engine's 
 - ``no-public-invoker``: no ``allUsers``/``allAuthenticatedUsers`` on anything, except the
   Cloud Run invoker of the one service labelled public (the ledger API, when
   ``caplab:publicApi`` says so); no service bypasses invoker IAM.
-- ``dedicated-service-accounts``: every Cloud Run service runs as its own service account,
-  never the default compute (or App Engine) one.
+- ``dedicated-service-accounts``: every Cloud Run service and job runs as its own service
+  account, never the default compute (or App Engine) one.
 - ``resource-scoped-roles``: no project-, folder- or organization-level IAM at all, and no
   basic role (owner, editor, viewer) on any resource.
 - ``oidc-everywhere``: every push subscription and every task queue attaches an OIDC token.
@@ -37,6 +37,7 @@ from pulumi_policy import (
 PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
 PUBLIC_LABEL = "caplab-public-api"
 RUN_SERVICE = "gcp:cloudrunv2/service:Service"
+RUN_JOB = "gcp:cloudrunv2/job:Job"
 RUN_INVOKER_GRANTS = frozenset(
     {
         "gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
@@ -102,18 +103,26 @@ def _validate_public_invokers(args: StackValidationArgs, report: ReportViolation
                 report(f"{member} granted {role} outside the declared public API", resource.urn)
 
 
+def _run_account(resource: Any) -> str:
+    """The service account a Cloud Run service, or each task of a Cloud Run job, runs as."""
+    template = resource.props.get("template") or {}
+    if resource.resource_type == RUN_JOB:
+        template = template.get("template") or {}
+    return str(template.get("serviceAccount") or "")
+
+
 def _validate_service_accounts(args: StackValidationArgs, report: ReportViolation) -> None:
     accounts: Counter[str] = Counter()
-    services = [r for r in args.resources if r.resource_type == RUN_SERVICE]
+    services = [r for r in args.resources if r.resource_type in (RUN_SERVICE, RUN_JOB)]
     for service in services:
-        account = str((service.props.get("template") or {}).get("serviceAccount") or "")
+        account = _run_account(service)
         if not account:
             report("no service account: Cloud Run would use the default compute one", service.urn)
         elif account.endswith(DEFAULT_ACCOUNT_SUFFIXES):
             report(f"runs as the default service account {account}", service.urn)
         accounts[account] += 1
     for service in services:
-        account = str((service.props.get("template") or {}).get("serviceAccount") or "")
+        account = _run_account(service)
         if account and accounts[account] > 1:
             report(
                 f"service account {account} is shared by {accounts[account]} services", service.urn
@@ -166,7 +175,7 @@ POLICIES: list[Policy] = [
     ),
     StackValidationPolicy(
         name="dedicated-service-accounts",
-        description="Each Cloud Run service runs as its own, non-default service account.",
+        description="Each Cloud Run service and job runs as its own, non-default service account.",
         validate=_validate_service_accounts,
     ),
     ResourceValidationPolicy(

@@ -61,4 +61,4 @@ def test_short_run_on_the_ledger_is_measured_and_checked(
     assert report.visibility is not None
     assert report.visibility.samples > 0
     assert any(b.visible for b in report.visibility.bins)
-    assert paths["report"].read_text().count("<img") == 3
+    assert paths["report"].read_text().count("<img") == 5

@@ -93,8 +93,8 @@ def test_load_command_writes_report_and_a_checkable_history(
     standin: StandIn, tmp_path: Path
 ) -> None:
     """``caplab load`` prints the table, passes every check against a correct ledger, and
-    writes HTML with three plots, JSON with every mode, and a history ``caplab check``
-    accepts."""
+    writes HTML with its five plots (the read-mode trade-off and availability first), JSON
+    with every mode, and a history ``caplab check`` accepts."""
     out = tmp_path / "report"
     with standin() as url:
         status = main(
@@ -104,7 +104,11 @@ def test_load_command_writes_report_and_a_checkable_history(
         )  # fmt: skip
     assert status == 0
     page = (out / "report.html").read_text()
-    assert page.count("<img") == 3
+    alts = ["trade-off", "availability", "latency", "staleness", "t-visibility"]
+    assert [page.index(f"<img alt='{alt}'") for alt in alts] == sorted(
+        page.index(f"<img alt='{alt}'") for alt in alts
+    )
+    assert page.count("<img") == 5
     assert "strictly serializable" in page
     report = json.loads((out / "report.json").read_text())
     assert set(report["modes"]) == {"transfer", "strong", "exact", "bounded", "cached",

@@ -23,7 +23,14 @@ def test_an_appended_migration_is_applied_once_to_the_existing_database(
     shipped = dataclasses.replace(TOPOLOGY, spanner=spanner)
     database = bootstrap.ensure_spanner(topology=shipped)
     first = list(database.ddl_statements)
-    assert len(first) == len(TOPOLOGY.spanner.ddl)
+    # Spanner reports the schema as it stands (an ALTER folds into its table's CREATE), so
+    # compare the objects the migrations create, not the statements.
+    created = {
+        " ".join(statement.split()[:3])
+        for statement in TOPOLOGY.spanner.ddl
+        if statement.startswith(("CREATE TABLE", "CREATE INDEX", "CREATE UNIQUE INDEX"))
+    }
+    assert created <= {" ".join(statement.split()[:3]) for statement in first}
 
     index = "CREATE INDEX AccountsByOwner ON Accounts (Owner)"
     appended = dataclasses.replace(

@@ -43,8 +43,10 @@ def test_every_resource_type_is_declared_in_the_expected_number(mocked: MockedSt
     assert counts["gcp:projects/service:Service"] == len(REQUIRED_APIS)
     assert counts[RUN] == len(catalogue.DEPLOYED) == 4
     # One runtime identity per service, one push identity per push target, one tasks identity
-    # per task handler (the notifier's webhooks, the ledger's payouts).
-    assert counts[ACCOUNT] == 4 + len(catalogue.push_targets()) + len(catalogue.task_handlers())
+    # per task handler (the notifier's webhooks, the ledger's payouts), and the load job's.
+    assert counts[ACCOUNT] == (
+        4 + len(catalogue.push_targets()) + len(catalogue.task_handlers()) + 1
+    )
     assert counts["gcp:pubsub/topic:Topic"] == len(TOPOLOGY.all_topics())
     held = len(TOPOLOGY.dead_letter_subscriptions())
     assert counts["gcp:pubsub/subscription:Subscription"] == len(TOPOLOGY.subscriptions) + held
@@ -192,9 +194,9 @@ def test_each_service_runs_as_its_own_account_with_declared_ingress(mocked: Mock
 def test_invokers_are_exactly_the_callers_that_need_them(
     mocked_stacks: dict[str, MockedStack],
 ) -> None:
-    """Pub/Sub's push identities and Cloud Tasks' identity invoke their targets; allUsers
-    invokes the ledger only where ``caplab:publicApi`` is on (dev); the relay has no
-    invoker at all."""
+    """Pub/Sub's push identities and Cloud Tasks' identity invoke their targets, the load
+    job the ledger and the activity service; allUsers invokes the ledger only where
+    ``caplab:publicApi`` is on (dev); the relay has no invoker at all."""
     for stack, public in {"dev": True, "prod": False}.items():
         mocked = mocked_stacks[stack]
         invokers: dict[str, set[str]] = {}
@@ -202,9 +204,13 @@ def test_invokers_are_exactly_the_callers_that_need_them(
             assert grant.inputs["role"] == "roles/run.invoker"
             invokers.setdefault(grant.inputs["name"], set()).add(grant.inputs["member"])
         expected = {
-            "caplab-ledger": {sa(mocked, "caplab-push-ledger"), sa(mocked, "caplab-tasks-ledger")}
+            "caplab-ledger": {
+                sa(mocked, "caplab-push-ledger"),
+                sa(mocked, "caplab-tasks-ledger"),
+                sa(mocked, "caplab-load-job"),
+            }
             | ({"allUsers"} if public else set()),
-            "caplab-activity": {sa(mocked, "caplab-push-activity")},
+            "caplab-activity": {sa(mocked, "caplab-push-activity"), sa(mocked, "caplab-load-job")},
             "caplab-notifier": {
                 sa(mocked, "caplab-push-notifier"),
                 sa(mocked, "caplab-tasks-notifier"),

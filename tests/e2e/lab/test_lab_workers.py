@@ -1,0 +1,115 @@
+"""Beyond one process: ``caplab load --workers 2`` against the real ledger gives one report
+and one checked history; Cloud Run Job shards (the task's environment variables) written to a
+directory merge into one report; a worker measures its clock against the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from rich.console import Console
+
+from caplab.cli import main
+from caplab.local.launcher import RunningService
+from loadtest.config import LoadConfig
+from loadtest.runner import Endpoints, run_load
+
+StandIn = Callable[..., AbstractContextManager[str]]
+
+
+def test_two_workers_against_the_ledger_make_one_report_and_one_checked_history(
+    ledger: RunningService, tmp_path: Path
+) -> None:
+    """Two generator processes, one plan: the report counts both workers, every operation of
+    the plan appears once in one history, and ``caplab check`` passes it."""
+    out = tmp_path / "run"
+    status = main(["load", "--ledger-url", ledger.url, "--workers", "2", "--rate", "30",
+                   "--duration", "3", "--warmup", "0.5", "--accounts", "4",
+                   "--staleness", "300ms",
+                   "--mix", "transfer=3,strong=4,exact=2,cached=2,snapshot=1",
+                   "--out", str(out)])  # fmt: skip
+    assert status == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["workers"] == 2
+    assert [w["worker"] for w in report["per_worker"]] == [0, 1]
+    assert all(w["operations"] > 0 for w in report["per_worker"])
+    assert report["strict_serializability"]["verdict"] == "strictly serializable"
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [
+        "shard-0000-of-0002.json.gz",
+        "shard-0001-of-0002.json.gz",
+    ]
+    records = json.loads((out / "records.json").read_text())
+    plan = [r for r in records if r["kind"] != "create"]
+    assert sorted(r["seq"] for r in plan) == list(range(90))  # 3 s x 30/s, each once
+    assert {r["worker"] for r in plan} == {0, 1}
+    assert sum(r["kind"] == "create" for r in records) == 4  # one creation per account
+    history = out / "history.json"
+    assert main(["check", str(history), "--model", "ledger"]) == 0
+
+
+def shard_process(
+    standin: str, out: Path, index: int, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """One Cloud Run Job task: the part and the run id come from the task's environment."""
+    task = dict(
+        os.environ,
+        **env,
+        CLOUD_RUN_TASK_INDEX=str(index),
+        CLOUD_RUN_TASK_COUNT="2",
+        CLOUD_RUN_EXECUTION="caplab-load-x7k2p",
+        CAPLAB_LOAD_SHARD_OUT=str(out),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "caplab", "load", "--ledger-url", standin, "--activity-url",
+         standin, "--rate", "100", "--duration", "2", "--warmup", "0.2", "--accounts", "4",
+         "--staleness", "100ms", "--start-at", f"{time.time() + 4:.3f}"],
+        env=task, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def test_cloud_run_job_shards_in_a_directory_merge_into_one_report(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    """Two tasks with CLOUD_RUN_TASK_INDEX 0 and 1 of CLOUD_RUN_TASK_COUNT 2 write their shards
+    under the execution's run id; ``caplab load merge`` of that directory reports both."""
+    shards = tmp_path / "bucket"
+    with standin() as url:
+        tasks = [shard_process(url, shards, i, {}) for i in range(2)]
+        outputs = [task.communicate(timeout=120)[0].decode() for task in tasks]
+    assert [task.returncode for task in tasks] == [0, 0], outputs
+    run = shards / "lab-caplab-load-x7k2p"
+    for index in range(2):
+        document = json.loads(
+            gzip.decompress((run / f"shard-000{index}-of-0002.json.gz").read_bytes())
+        )
+        assert document["part"] == {"index": index, "count": 2}
+        assert document["records"]["count"] == 100
+    out = tmp_path / "report"
+    assert main(["load", "merge", str(run), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["run_id"] == "lab-caplab-load-x7k2p"
+    assert report["workers"] == 2
+    assert report["operations"] == 200
+    assert sum(w["start_offset_ms"] for w in report["per_worker"]) < 1000  # one --start-at
+
+
+def test_a_worker_measures_its_clock_against_the_ledger(standin: StandIn) -> None:
+    """Cristian's algorithm against the stand-in, which stamps reads with this machine's
+    clock: the true offset (zero) lies inside the estimate's uncertainty."""
+    config = LoadConfig(rate=20, duration=0.5, warmup=0.1, accounts=2, mix={"strong": 1})
+    with standin() as url:
+        result = asyncio.run(
+            run_load(config, Endpoints(url), Console(file=io.StringIO()), clock="ledger")
+        )
+    assert result.clock.source == "ledger"
+    assert 0 < result.clock.uncertainty < 1.0
+    assert abs(result.clock.offset) <= result.clock.uncertainty
