@@ -45,6 +45,7 @@ from services.ledger.models import TransferIn
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import LedgerStore
 from services.ledger.transfers import Transfers
+from services.shared.transactions import TransactionRunner
 
 ACCOUNTS = 16
 OPENING_BALANCE = 10**12
@@ -149,7 +150,9 @@ def main() -> None:
             )
             settings = LedgerSettings.from_environ(environ)
             database = ClientFactory(settings.gcp).spanner_database
-            store = LedgerStore(database, settings.deadline, settings.abort_retry_delay)
+            store = LedgerStore(
+                TransactionRunner(database, settings.deadline, settings.transactions)
+            )
             api = httpx.Client(base_url=ledger.url, timeout=30)
             accounts = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(ACCOUNTS)]
             for account in accounts:
