@@ -29,7 +29,10 @@ from caplab.core.clients import ClientFactory
 from caplab.core.environment import GcpSettings, config_from
 from caplab.core.topology import TOPOLOGY
 from services.notifier.webhooks import WebhookStore
+from services.relay.lease import Lease
 from services.relay.outbox import OutboxRelay
+from services.relay.pacing import Backoff, PollInterval
+from services.relay.reads import Reads
 from services.shared.events import TRANSFER_COMMITTED, TransferEvent
 from services.shared.transactions import TransactionRunner, TransactionSettings
 from tests.fixtures.bank import BankControl
@@ -39,6 +42,7 @@ NOWHERE = "http://127.0.0.1:9"
 Used = set[tuple[str, str]]
 """(privilege, table) pairs a service used."""
 _TABLES_IN_SQL = re.compile(r"\b(?:FROM|JOIN)\s+(\w+)", re.IGNORECASE)
+_DML = re.compile(r"\s*(UPDATE|INSERT|DELETE)\s+(?:INTO\s+|FROM\s+)?(\w+)", re.IGNORECASE)
 _MUTATIONS = {
     "insert": ("INSERT",),
     "update": ("UPDATE",),
@@ -60,8 +64,12 @@ class Recording:
         return self._inner.read(table, *args, **kwargs)
 
     def execute_sql(self, sql: str, *args: Any, **kwargs: Any) -> Any:
-        self._used.update(("SELECT", table) for table in _TABLES_IN_SQL.findall(sql))
+        self._used.update(("SELECT", table) for table in tables_read(sql))
         return self._inner.execute_sql(sql, *args, **kwargs)
+
+    def execute_update(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        self._used.update(dml_privileges(sql))
+        return self._inner.execute_update(sql, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
@@ -73,6 +81,28 @@ class Recording:
             return attribute(table, *args, **kwargs)
 
         return mutate
+
+
+def tables_read(sql: str) -> set[str]:
+    return set(_TABLES_IN_SQL.findall(sql)) - {"UNNEST"}
+
+
+def dml_privileges(sql: str) -> Used:
+    """What a DML statement needs: its verb on its table, and SELECT on the tables it reads."""
+    verb, table = _DML.match(sql).groups()  # type: ignore[union-attr]
+    return {(verb.upper(), table)} | {("SELECT", t) for t in tables_read(sql)}
+
+
+class RecordingReads(Reads):
+    """The relay's reads, each query's tables noted."""
+
+    def __init__(self, database: Any, used: Used) -> None:
+        super().__init__(database, timeout=5.0)
+        self._used = used
+
+    def query(self, sql: str, params: dict[str, str | int] | None = None) -> list[list[Any]]:
+        self._used.update(("SELECT", table) for table in tables_read(sql))
+        return super().query(sql, params)
 
 
 class RecordingDatabase:
@@ -208,10 +238,18 @@ def test_the_relay_and_the_notifier_use_only_what_their_roles_grant(gcp: GcpSett
     unpublished(ClientFactory(gcp).spanner_database)
     relay_used: Used = set()
     clients = RecordingClients(gcp, relay_used)
-    relay = OutboxRelay(runner_for(clients.spanner_database), clients.publisher,
-                        gcp.topic_path(TOPOLOGY.topics[0]))  # fmt: skip
-    assert relay.relay_once() >= 1
-    assert {("SELECT", "Outbox"), ("UPDATE", "Outbox")} <= relay_used
+    runner = runner_for(clients.spanner_database)
+    reads = RecordingReads(clients.spanner_database, relay_used)
+    lease = Lease(runner, reads, "security", 30.0, Backoff(0.05, 0.2), name=uuid.uuid4().hex)
+    lease.step()
+    epoch = lease.leader_epoch()
+    assert epoch is not None
+    relay = OutboxRelay(runner, reads, lease, clients.publisher,
+                        gcp.topic_path(TOPOLOGY.topics[0]), poll=PollInterval(0.01, 0.1),
+                        backoff=Backoff(0.05, 0.2), publish_timeout=5.0)  # fmt: skip
+    assert relay.relay_once(epoch) >= 1
+    lease.release()
+    assert {("SELECT", "Outbox"), ("UPDATE", "Outbox"), ("INSERT", "RelayLease")} <= relay_used
     assert relay_used <= allowed("relay"), relay_used - allowed("relay")
 
     notifier_used: Used = set()
