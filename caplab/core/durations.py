@@ -59,7 +59,7 @@ def parse_duration(text: str) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     """The shortest exact ``<integer><unit>`` for ``value`` (microsecond resolution)."""
-    micros = round(value.total_seconds() * 1_000_000)
+    micros = value // timedelta(microseconds=1)  # exact: total_seconds() is a float
     if micros == 0:
         return "0s"
     nanos = micros * 1_000

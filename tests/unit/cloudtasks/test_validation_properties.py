@@ -389,6 +389,34 @@ def test_a_task_of_exactly_1_mb_is_accepted_and_one_byte_more_is_not() -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["X Bad", "X:Bad", "X\nBad", "É", "(x)"])
+def test_a_header_name_that_is_not_a_token_is_invalid(name: str) -> None:
+    """RFC 9110 §5.1: header names are tokens."""
+    made = task(headers={name: "v"})
+    assert_refused(
+        lambda: normalize_task(made, NOW, LIMITS),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "^" + re.escape(f'HttpRequest.headers: "{name}" is not a valid header name.') + "$",
+    )
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "\x00", "\x7f", "a\x1fb"])
+def test_a_header_value_with_a_control_character_is_invalid(value: str) -> None:
+    """CR, LF and other controls would split the request; tabs and spaces are allowed."""
+    made = task(headers={"X-Note": value})
+    message = (
+        'HttpRequest.headers: the value of "X-Note" contains a control character '
+        "(CR, LF, NUL...), which no HTTP request may carry."
+    )
+    assert_refused(
+        lambda: normalize_task(made, NOW, LIMITS),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "^" + re.escape(message) + "$",
+    )
+    fine = task(headers={"X-Note": "tab\tand space ~!#"})
+    normalize_task(fine, NOW, LIMITS)
+
+
 def test_app_engine_targets_are_unimplemented() -> None:
     made = messages.Task()
     made.app_engine_http_request.relative_uri = "/x"

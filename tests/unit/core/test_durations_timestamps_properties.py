@@ -20,7 +20,10 @@ NANOS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 
          "h": 3600 * 10**9}  # fmt: skip
 LARGER = {"us": 1_000, "ms": 1_000, "s": 60, "m": 60, "h": None}
 """How many of each formatted unit make the next larger one (h is the largest)."""
-durations = st.integers(0, 10**14).map(lambda micros: timedelta(microseconds=micros))
+durations = st.integers(0, timedelta.max // timedelta(microseconds=1)).map(
+    lambda micros: timedelta(microseconds=micros)
+)
+"""Up to the longest timedelta: beyond 2**53 µs (285 years) a float loses microseconds."""
 
 
 @given(durations)
@@ -68,6 +71,15 @@ def test_anything_else_is_refused_with_an_example(text: str) -> None:
     """One non-negative number and one known unit, nothing else; the error names the units."""
     with pytest.raises(DurationError, match=r"e\.g\. 10s.*units: ns, us, ms, s, m, h"):
         parse_duration(text)
+
+
+def test_the_longest_timedelta_round_trips_and_one_microsecond_more_is_refused() -> None:
+    longest = format_duration(timedelta.max)
+    assert parse_duration(longest) == timedelta.max
+    too_long = f"{timedelta.max // timedelta(microseconds=1) + 1}us"
+    with pytest.raises(DurationError) as refused:
+        parse_duration(too_long)
+    assert str(refused.value) == f"{too_long!r} is longer than any duration this service accepts"
 
 
 @given(st.integers(0, 499))
