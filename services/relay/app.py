@@ -39,7 +39,9 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
     settings = settings or RelaySettings.from_environ()
     clients = ClientFactory(settings.gcp)
     database = RelayDatabase(
-        settings.gcp.spanner_database, clients.spanner.instance(settings.gcp.spanner_instance)
+        settings.gcp.spanner_database,
+        clients.spanner.instance(settings.gcp.spanner_instance),
+        database_role=settings.gcp.spanner_database_role,
     )
     runner = TransactionRunner(database, STAMP_DEADLINE, settings.transactions)
     call_timeout = settings.call_timeout.total_seconds()

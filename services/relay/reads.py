@@ -26,6 +26,7 @@ from google.api_core.exceptions import NotFound
 from google.cloud.spanner_v1 import (
     CreateSessionRequest,
     ExecuteSqlRequest,
+    Session,
     TransactionOptions,
     TransactionSelector,
     param_types,
@@ -92,8 +93,12 @@ class Reads:
     def _session_name(self) -> str:
         session: str | None = getattr(self._own, "session", None)
         if session is None:
+            # The session carries the database role, as the library's own sessions do.
+            role = self._database.database_role
             created = self._database.spanner_api.create_session(
-                request=CreateSessionRequest(database=self._database.name),
+                request=CreateSessionRequest(
+                    database=self._database.name, session=Session(creator_role=role or "")
+                ),
                 metadata=self._metadata,
                 retry=None,
                 timeout=self._timeout,

@@ -9,8 +9,9 @@ that thread fails at once with "Spanner does not support nested transactions": t
 lease keeper would never renew again after its first outage. :class:`RelayDatabase` overrides
 ``run_in_transaction`` to run the library's own ``Session.run_in_transaction`` on a session
 the thread keeps (created on first use, replaced when Spanner no longer knows it), which also
-saves the per-transaction ``GetSession`` call. Everything else is the library's
-:class:`~google.cloud.spanner_v1.database.Database`.
+saves the per-transaction ``GetSession`` call. Sessions carry the database role
+(``CAPLAB_SPANNER_DATABASE_ROLE``) as every other session does. Everything else is the
+library's :class:`~google.cloud.spanner_v1.database.Database`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from google.cloud.spanner_v1.database import Database
 
 
 class RelayDatabase(Database):
-    def __init__(self, database_id: str, instance: Any) -> None:
-        super().__init__(database_id, instance)
+    def __init__(self, database_id: str, instance: Any, database_role: str | None = None) -> None:
+        super().__init__(database_id, instance, database_role=database_role)
         self._own = threading.local()
 
     def run_in_transaction(self, func: Any, *args: Any, **kw: Any) -> Any:

@@ -50,6 +50,7 @@ from services.ledger.payouts.settings import PayoutSettings
 from services.shared import idempotency
 from services.shared.deadline import run_with_deadline
 from services.shared.fields import HEX_ID_PATTERN, AccountId, PositiveCents
+from services.shared.identity import CallerDep
 from services.shared.outbound import create_http_task
 from services.shared.problems import Problem, problem_responses, unauthenticated
 from services.shared.resilience import Downstreams
@@ -323,10 +324,18 @@ def add_payout_routes(
         tags=["payouts"],
     )  # fmt: skip
     async def create_payout(
-        payout: PayoutIn, response: Response, idempotency_key: idempotency.KeyHeader = None
+        payout: PayoutIn,
+        response: Response,
+        caller: CallerDep,
+        idempotency_key: idempotency.KeyHeader = None,
     ) -> PayoutOut:
         key = idempotency.required(idempotency_key, "POST /v1/payouts")
         current, created = await payouts.create(key, payout)
+        log.info(
+            "payout %s",
+            "held" if created else "replayed",
+            extra={"fields": {"caller": caller.identity, "payout_id": current.payout_id}},
+        )
         if not created:
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
@@ -349,7 +358,7 @@ def add_payout_routes(
         summary="Cloud Tasks target: one step of the payout saga",
     )
     async def pay(payout_id: PayoutIdPath, request: Request) -> PayoutStep:
-        if not settings.task_invoker_auth.verify(request.headers.get("Authorization")):
+        if not await settings.task_invoker_auth.verify_async(request.headers.get("Authorization")):
             raise unauthenticated()
         state = await payouts.advance(payout_id)
         if not state.final:

@@ -29,7 +29,10 @@ from caplab.core.clients import ClientFactory
 from caplab.core.environment import GcpSettings, config_from
 from caplab.core.topology import TOPOLOGY
 from services.notifier.webhooks import WebhookStore
+from services.relay.lease import Lease
 from services.relay.outbox import OutboxRelay
+from services.relay.pacing import Backoff, PollInterval
+from services.relay.reads import Reads
 from services.shared.events import TRANSFER_COMMITTED, TransferEvent
 from services.shared.transactions import TransactionRunner, TransactionSettings
 from tests.fixtures.bank import BankControl
@@ -38,7 +41,7 @@ from tests.fixtures.security import granted
 NOWHERE = "http://127.0.0.1:9"
 Used = set[tuple[str, str]]
 """(privilege, table) pairs a service used."""
-_TABLES_IN_SQL = re.compile(r"\b(?:FROM|JOIN)\s+(\w+)", re.IGNORECASE)
+_TABLES_IN_SQL = re.compile(r"\b(?:FROM|JOIN)\s+(?!UNNEST\b)(\w+)", re.IGNORECASE)
 _MUTATIONS = {
     "insert": ("INSERT",),
     "update": ("UPDATE",),
@@ -46,6 +49,34 @@ _MUTATIONS = {
     "replace": ("INSERT", "UPDATE", "DELETE"),
     "delete": ("DELETE",),
 }
+
+
+_DML = re.compile(r"^\s*(INSERT(?:\s+INTO)?|UPDATE|DELETE(?:\s+FROM)?)\s+(\w+)", re.IGNORECASE)
+
+
+def sql_privileges(sql: str) -> Used:
+    """The (privilege, table) pairs a query or DML statement needs: its statement's own
+    privilege on its target, SELECT on every table it reads (FROM/JOIN, WHERE clauses)."""
+    used: Used = {("SELECT", table) for table in _TABLES_IN_SQL.findall(sql)}
+    dml = _DML.match(sql)
+    if dml:
+        privilege = dml.group(1).split()[0].upper()
+        used.add((privilege, dml.group(2)))
+        if privilege != "INSERT":
+            used.add(("SELECT", dml.group(2)))  # a WHERE clause reads the rows it changes
+    return used
+
+
+class RecordingReads(Reads):
+    """The relay's strong reads, with each query's tables noted."""
+
+    def __init__(self, database: Any, timeout: float, used: Used) -> None:
+        super().__init__(database, timeout)
+        self.used = used
+
+    def query(self, sql: str, params: dict[str, str | int] | None = None) -> list[list[Any]]:
+        self.used.update(sql_privileges(sql))
+        return super().query(sql, params)
 
 
 class Recording:
@@ -62,6 +93,10 @@ class Recording:
     def execute_sql(self, sql: str, *args: Any, **kwargs: Any) -> Any:
         self._used.update(("SELECT", table) for table in _TABLES_IN_SQL.findall(sql))
         return self._inner.execute_sql(sql, *args, **kwargs)
+
+    def execute_update(self, dml: str, *args: Any, **kwargs: Any) -> Any:
+        self._used.update(sql_privileges(dml))
+        return self._inner.execute_update(dml, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
@@ -208,10 +243,22 @@ def test_the_relay_and_the_notifier_use_only_what_their_roles_grant(gcp: GcpSett
     unpublished(ClientFactory(gcp).spanner_database)
     relay_used: Used = set()
     clients = RecordingClients(gcp, relay_used)
-    relay = OutboxRelay(runner_for(clients.spanner_database), clients.publisher,
-                        gcp.topic_path(TOPOLOGY.topics[0]))  # fmt: skip
-    assert relay.relay_once() >= 1
-    assert {("SELECT", "Outbox"), ("UPDATE", "Outbox")} <= relay_used
+    runner = runner_for(clients.spanner_database)
+    reads = RecordingReads(ClientFactory(gcp).spanner_database, 5.0, relay_used)
+    lease = Lease(runner, reads, "roles-test", 30.0, Backoff(0.05, 0.2),
+                  name=f"roles-{uuid.uuid4().hex[:12]}")  # fmt: skip
+    lease.step()
+    epoch = lease.leader_epoch()
+    assert epoch is not None
+    relay = OutboxRelay(runner, reads, lease, clients.publisher,
+                        gcp.topic_path(TOPOLOGY.topics[0]), poll=PollInterval(0.01, 0.01),
+                        backoff=Backoff(0.05, 0.2), publish_timeout=30.0)  # fmt: skip
+    published = 0
+    while relay.relay_once(epoch):  # drain what earlier tests left, then stop
+        published += 1
+    reads.close()
+    assert published >= 1
+    assert {("SELECT", "Outbox"), ("UPDATE", "Outbox"), ("INSERT", "RelayLease")} <= relay_used
     assert relay_used <= allowed("relay"), relay_used - allowed("relay")
 
     notifier_used: Used = set()

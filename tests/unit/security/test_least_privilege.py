@@ -41,23 +41,41 @@ def test_grants_name_declared_tables_only() -> None:
 
 
 def test_the_relay_and_the_notifier_touch_one_table_each() -> None:
-    """The relay reads and stamps the Outbox only; the internet-facing notifier reads and
-    writes webhook registrations only (it cannot touch a balance)."""
+    """The relay reads and stamps the Outbox and holds its lease, nothing else; the
+    internet-facing notifier reads and writes webhook registrations only (it cannot touch a
+    balance)."""
     roles = granted()
-    assert roles["relay"] == {"Outbox": {"SELECT", "UPDATE"}}
+    assert roles["relay"] == {
+        "Outbox": {"SELECT", "UPDATE"},
+        "RelayLease": {"SELECT", "INSERT", "UPDATE"},
+    }
     assert roles["notifier"] == {"Webhooks": {"SELECT", "INSERT", "UPDATE", "DELETE"}}
     assert "Webhooks" not in roles["ledger"]
     assert "DELETE" not in set().union(*roles["ledger"].values())
     assert roles["ledger"]["Outbox"] == {"INSERT"}
 
 
-def test_access_control_is_appended_after_the_schema() -> None:
-    """Roles and grants come after every table and index (the schema is unchanged), and
-    the emulator's share of the DDL holds none of them."""
-    ddl = TOPOLOGY.spanner.ddl
-    schema, access = TOPOLOGY.spanner.schema(), TOPOLOGY.spanner.access_control()
-    assert ddl == schema + access
+def test_each_grant_follows_its_role_and_tables_and_the_emulator_gets_none() -> None:
+    """Every GRANT comes after the role and the tables it names (migrations only append), and
+    the emulator's share of the DDL holds no role or grant."""
+    tables: set[str] = set()
+    roles: set[str] = set()
+    grants = 0
+    for statement in TOPOLOGY.spanner.ddl:
+        words = statement.split()
+        if words[:2] == ["CREATE", "TABLE"]:
+            tables.add(words[2])
+        elif words[:2] == ["CREATE", "ROLE"]:
+            roles.add(words[2])
+        elif words[0] == "GRANT":
+            named = statement.split(" ON TABLE ", 1)[1].split(" TO ROLE ")
+            assert {t.strip() for t in named[0].split(",")} <= tables, statement
+            assert named[1].strip() in roles, statement
+            grants += 1
+    assert grants >= 4
+    schema = TOPOLOGY.spanner.schema()
     assert not any("ROLE" in statement for statement in schema)
+    assert len(schema) + len(TOPOLOGY.spanner.access_control()) == len(TOPOLOGY.spanner.ddl)
 
 
 def test_the_client_factory_uses_the_configured_role(monkeypatch: pytest.MonkeyPatch) -> None:
