@@ -129,26 +129,12 @@ def chaos_links(spanner: str, log: Path) -> Iterator[tuple[int, int, str]]:
             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{control}"
+    chaos = launcher.RunningService("caplab chaos", control, process, log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise CaplabError(f"caplab chaos exited:\n{log.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/links", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise CaplabError("caplab chaos did not answer within 30 s")
-            time.sleep(0.05)
-        yield leader, replica, url
+        launcher.wait_ready(chaos, timeout=30, path="/links")
+        yield leader, replica, chaos.url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        launcher.stop(chaos)
 
 
 @contextlib.contextmanager

@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 import uvicorn
 
-from caplab.core.errors import CaplabError
+from caplab.local import launcher
 from emulators.manager import free_port
 
 Scope = MutableMapping[str, Any]
@@ -200,25 +199,12 @@ def running(log_path: Path, *options: str, ready_timeout: float = 20.0) -> Itera
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    standin = launcher.RunningService("stand-in ledger", port, process, log_path)
     try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if process.poll() is not None:
-                raise CaplabError(f"the stand-in ledger exited:\n{log_path.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise CaplabError(f"the stand-in ledger did not answer within {ready_timeout} s")
-            time.sleep(0.05)
+        launcher.wait_ready(standin, timeout=ready_timeout)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        launcher.stop(standin)
 
 
 def main(argv: list[str] | None = None) -> None:
