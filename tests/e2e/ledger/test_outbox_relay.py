@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 
 import httpx
-import pytest
 from conftest import OpenAccount, transfer
 
 from caplab.local import launcher
@@ -19,24 +16,6 @@ from emulators import manager
 from tests.fixtures.services import ServiceRunner
 
 PROJECT = "caplab-local"
-
-
-@pytest.fixture
-def event_tap(service_environ: dict[str, str]) -> Iterator[str]:
-    """A pull subscription on transfer-events, made for this test and deleted after it."""
-    from google.cloud import pubsub_v1
-
-    with manager.exported(service_environ):
-        subscriber = pubsub_v1.SubscriberClient()
-        name = subscriber.subscription_path(PROJECT, f"tap-{uuid.uuid4().hex[:8]}")
-        subscriber.create_subscription(
-            name=name, topic=f"projects/{PROJECT}/topics/transfer-events"
-        )
-        try:
-            yield name
-        finally:
-            subscriber.delete_subscription(subscription=name)
-            subscriber.close()
 
 
 def drain(service_environ: dict[str, str], subscription: str, wanted: set[str]) -> Counter[str]:

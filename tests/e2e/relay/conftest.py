@@ -17,23 +17,6 @@ from tests.fixtures.relay import SpannerLink, Transfer
 
 
 @pytest.fixture
-def event_tap(emulator_env: dict[str, str]) -> Iterator[str]:
-    """A pull subscription on transfer-events, made for this test and deleted after it."""
-    from google.cloud import pubsub_v1
-
-    subscriber = pubsub_v1.SubscriberClient()
-    name = subscriber.subscription_path(LOCAL_PROJECT, f"tap-{uuid.uuid4().hex[:8]}")
-    subscriber.create_subscription(
-        name=name, topic=f"projects/{LOCAL_PROJECT}/topics/{TOPOLOGY.topics[0]}"
-    )
-    try:
-        yield name
-    finally:
-        subscriber.delete_subscription(subscription=name)
-        subscriber.close()
-
-
-@pytest.fixture
 def transfer(ledger: RunningService) -> Iterator[Transfer]:
     """``transfer(amount)``: one transfer between two fresh accounts of this test, through the
     ledger; its transfer id."""
