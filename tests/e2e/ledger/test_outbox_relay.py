@@ -12,36 +12,22 @@ import httpx
 from conftest import OpenAccount, transfer
 
 from caplab.local import launcher
-from emulators import manager
+from tests.fixtures.relay import pull_until
 from tests.fixtures.services import ServiceRunner
 
 PROJECT = "caplab-local"
 
 
-def drain(service_environ: dict[str, str], subscription: str, wanted: set[str]) -> Counter[str]:
-    """Pull (and ack) until every transfer id in ``wanted`` arrived or 30 s passed; counts per
-    transfer id of every event received."""
-    from google.cloud import pubsub_v1
-
+def drain(subscription: str, wanted: set[str]) -> Counter[str]:
+    """Pull (and ack) until every transfer id in ``wanted`` arrived (or a pull found nothing
+    for 30 s); counts per transfer id of every event received, each checked against the
+    contract's attributes and ordering key."""
     seen: Counter[str] = Counter()
-    with manager.exported(service_environ):
-        subscriber = pubsub_v1.SubscriberClient()
-        try:
-            deadline = time.monotonic() + 30
-            while not wanted <= set(seen) and time.monotonic() < deadline:
-                response = subscriber.pull(subscription=subscription, max_messages=500, timeout=5)
-                for received in response.received_messages:
-                    event = json.loads(received.message.data)
-                    assert received.message.attributes["event_id"] == event["event_id"]
-                    assert received.message.ordering_key == event["from"]
-                    seen[event["transfer_id"]] += 1
-                if response.received_messages:
-                    subscriber.acknowledge(
-                        subscription=subscription,
-                        ack_ids=[r.ack_id for r in response.received_messages],
-                    )
-        finally:
-            subscriber.close()
+    for message in pull_until(subscription, wanted, field="transfer_id", wait=30):
+        event = json.loads(message.data)
+        assert message.attributes["event_id"] == event["event_id"]
+        assert message.ordering_key == event["from"]
+        seen[event["transfer_id"]] += 1
     return seen
 
 
@@ -82,7 +68,7 @@ def test_relay_killed_mid_burst_loses_nothing(
         killed.set()
         launcher.stop(relay)
     with services.restartable("relay", fast) as restarted:
-        seen = drain(service_environ, event_tap, set(committed))
+        seen = drain(event_tap, set(committed))
         stats = httpx.get(restarted.url + "/stats").json()
     assert relay.process.returncode == -9
     assert len(committed) == 90
