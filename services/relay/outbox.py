@@ -53,6 +53,8 @@ from hdrh.histogram import HdrHistogram
 
 from caplab.core.timestamps import rfc3339
 from services.relay.lease import Deposed
+from services.shared.events import message_attributes
+from services.shared.transactions import TransactionRunner
 
 if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient
@@ -60,7 +62,6 @@ if TYPE_CHECKING:
     from services.relay.lease import Lease
     from services.relay.pacing import Backoff, PollInterval
     from services.relay.reads import Reads
-    from services.shared.transactions import TransactionRunner
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +122,12 @@ class Outgoing:
             raise Unpublishable(f"payload event_id {body.get('event_id')!r} is not the row's")
         if body.get("type") != event_type:
             raise Unpublishable(f"payload type {body.get('type')!r} is not the row's EventType")
-        stamp = rfc3339(committed_at)
-        body["committed_at"] = stamp
+        body["committed_at"] = rfc3339(committed_at)
         return cls(
             event_id=event_id,
             ordering_key=ordering_key,
             data=json.dumps(body, separators=(",", ":")).encode(),
-            attributes={"event_id": event_id, "event_type": event_type, "committed_at": stamp},
+            attributes=message_attributes(event_id, event_type, committed_at),
             committed_at=committed_at,
         )
 

@@ -104,11 +104,12 @@ class TransferCommitted(TransferEvent):
     committed_at: datetime
 
     def attributes(self) -> dict[str, str]:
-        return {
-            "event_id": self.event_id,
-            "event_type": TRANSFER_COMMITTED,
-            "committed_at": rfc3339(self.committed_at),
-        }
+        return message_attributes(self.event_id, TRANSFER_COMMITTED, self.committed_at)
+
+
+def message_attributes(event_id: str, event_type: str, committed_at: datetime) -> dict[str, str]:
+    """The Pub/Sub attributes every published event carries, whatever its type."""
+    return {"event_id": event_id, "event_type": event_type, "committed_at": rfc3339(committed_at)}
 
 
 def _text(body: dict[str, object], key: str) -> str:
