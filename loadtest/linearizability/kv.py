@@ -55,7 +55,7 @@ def _partition(operation: Operation) -> Iterable[tuple[Hashable, Operation]]:
 def _describe(input: Json, output: Json) -> str:
     op, key = _ALIASES.get(input["op"], input["op"]), input["key"]
     if op == "read":
-        return f"read {key} → {'?' if output is None else output.get('value')!r}"
+        return f"read {key} → {'?' if output is None else repr(output.get('value'))}"
     if op == "write":
         return f"write {key} := {input['value']!r}"
     if op == "append":
