@@ -4,6 +4,7 @@ statistics, and ID-token caching."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import jwt
@@ -16,7 +17,7 @@ from loadtest.checks.staleness import check_staleness
 from loadtest.checks.visibility import check_visibility
 from loadtest.config import LoadConfig, LoadConfigError, parse_mix
 from loadtest.linearizability import LedgerVerdict
-from loadtest.plan import account_ids, schedule
+from loadtest.plan import account_ids, arrival_times, schedule
 from loadtest.records import OK, Record
 from loadtest.runner import Endpoints, RunResult
 from loadtest.stats import kind_stats, percentiles_ms
@@ -153,10 +154,51 @@ def test_schedule_is_seeded_skewed_and_mixed() -> None:
     assert max(hits, key=hits.__getitem__) == accounts[0]
     assert hits[accounts[0]] > 3 * hits[accounts[-1]]
     transfers = [p for p in plan if p.kind == "transfer"]
-    assert 0.2 < len(transfers) / len(plan) < 0.3
-    assert all(p.other != p.account and p.amount > 0 for p in transfers)
-    poisson = schedule(LoadConfig(rate=500, duration=4, warmup=1, arrivals="poisson"), accounts)
-    assert 1800 < len(poisson) < 2200
+    assert {p.kind for p in plan} == {"strong", "transfer"}
+    assert all(p.other != p.account and 1 <= p.amount <= config.max_amount for p in transfers)
+
+
+def test_the_mix_weighs_kinds_by_their_ratios_only() -> None:
+    """Each kind is drawn with probability weight / total: weights scaled by 2 (exact in
+    floating point) give the very same plan, a kind of weight 0 is never drawn, a lone kind
+    is always drawn, and other ratios give another plan."""
+    accounts = account_ids("r", 10)
+
+    def plan(mix: dict[str, float]) -> list:
+        return schedule(LoadConfig(rate=500, duration=4, warmup=1, mix=mix), accounts)
+
+    three_to_one = plan({"strong": 3, "transfer": 1})
+    assert plan({"strong": 6, "transfer": 2}) == three_to_one
+    assert plan({"strong": 1, "transfer": 1}) != three_to_one
+    assert {p.kind for p in plan({"strong": 1, "exact": 0, "transfer": 0})} == {"strong"}
+    assert {p.kind for p in plan({"transfer": 1})} == {"transfer"}
+
+
+class ScriptedGaps:
+    """Stands in for the seeded generator in :func:`arrival_times`: scripted exponential
+    gaps, and the rate each was drawn at."""
+
+    def __init__(self, gaps: list[float]) -> None:
+        self.gaps, self.rates = iter(gaps), []
+
+    def expovariate(self, rate: float) -> float:
+        self.rates.append(rate)
+        return next(self.gaps)
+
+
+def test_poisson_arrivals_are_the_running_sums_of_exponential_gaps_within_the_duration() -> None:
+    """Arrivals at the running sums of gaps drawn at the configured rate, up to (not at)
+    the end of the run; constant arrivals every 1/rate s."""
+    config = LoadConfig(rate=4, duration=2, warmup=1, arrivals="poisson")
+    gaps = ScriptedGaps([0.25, 0.5, 0.75, 0.5, 9.0])
+    assert arrival_times(config, gaps) == [0.25, 0.75, 1.5]  # the next one, 2.0, is the end
+    assert gaps.rates == [4, 4, 4, 4]
+    seeded = schedule(dataclasses.replace(config, rate=500, duration=4), account_ids("r", 3))
+    assert [p.at for p in seeded] == sorted(p.at for p in seeded)
+    assert seeded[0].at > 0
+    assert seeded[-1].at < 4
+    constant = dataclasses.replace(config, arrivals="constant")
+    assert arrival_times(constant, ScriptedGaps([])) == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 
 
 def test_mix_and_config_errors_name_the_problem() -> None:
