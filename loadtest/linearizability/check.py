@@ -225,11 +225,11 @@ def shrink(
         chunk = max(1, chunk // 2)
     final = renumber(current)
     result = search(model, final, math.inf if minimal else deadline)
-    return _counterexample(model, key, final, result, minimal)
+    return _counterexample(key, final, result, minimal)
 
 
 def _counterexample(
-    model: Model, key: Hashable, ops: list[Operation], result: SearchResult, minimal: bool
+    key: Hashable, ops: list[Operation], result: SearchResult, minimal: bool
 ) -> Counterexample:
     linearized = set(result.longest_linearization)
     remaining = [op for op in ops if op.index not in linearized]
@@ -294,16 +294,20 @@ def check(
         KeyResult(key, r.verdict, len(parts[key]), r.configurations) for key, r in decided.items()
     ]
     if failing is None:
-        for key, searching in searches.items():
-            partial = searching.unknown()
-            ops = parts[key]
+        # Undecided keys, including any the deadline came before, are UNKNOWN: a key never
+        # searched is not a key found linearizable.
+        for key, ops in parts.items():
+            if key in decided:
+                continue
+            searching = searches.get(key)
+            partial = searching.unknown() if searching else None
             keys.append(
                 KeyResult(
                     key,
                     Verdict.UNKNOWN,
                     len(ops),
-                    partial.configurations,
-                    tuple(ops[i] for i in partial.longest_linearization),
+                    partial.configurations if partial else 0,
+                    tuple(ops[i] for i in partial.longest_linearization) if partial else (),
                 )
             )
     examples: tuple[Counterexample, ...] = ()
@@ -313,7 +317,7 @@ def check(
         examples = (
             shrink(model, failing, ops, budget)
             if budget > 0
-            else _counterexample(model, failing, ops, decided[failing], minimal=False),
+            else _counterexample(failing, ops, decided[failing], minimal=False),
         )
     verdicts = {k.verdict for k in keys}
     verdict = next(

@@ -91,11 +91,16 @@ def test_each_read_is_measured_in_versions_and_seconds_behind_the_newest() -> No
 
 def test_a_bound_is_violated_only_beyond_bound_plus_tolerance() -> None:
     """t = 0.5 s against a 0.25 s bound: within a 0.25 s tolerance (equal counts as within),
-    a violation with a smaller one."""
+    a violation with a smaller one; milliseconds are reported to the microsecond."""
     records = [transfer(1, 1.0, 2), read(2, "bounded", 1.5, 1, 0.5, bound=0.25)]
     assert check_staleness(run(records), tolerance=0.25)["bounded"].bound_violations == []
     (violation,) = check_staleness(run(records), tolerance=0.125)["bounded"].bound_violations
     assert violation["behind_ms"] == 500.0
+    later = [transfer(1, 1.0, 2), read(2, "bounded", 1.5 + 1 / 1024, 1, 0.5, bound=0.25)]
+    stats = check_staleness(run(later))["bounded"]
+    assert stats.seconds_behind == [0.5 + 1 / 1024]  # 500.9765625 ms
+    assert stats.bound_violations[0]["behind_ms"] == 500.977
+    assert stats.to_json()["stale_ms"] == {"p50": 500.977, "p99": 500.977, "max": 500.977}
 
 
 def test_reads_are_grouped_by_mode_with_who_served_them() -> None:
@@ -181,10 +186,13 @@ def test_the_report_lists_the_first_20_violations_and_counts_them_all() -> None:
     records = [transfer(0, 1.0, 2)] + [
         read(k, "bounded", 1.0 + k / 64, 1, 1.0, bound=0.0) for k in range(1, 102)
     ]
-    report = check_staleness(run(records))["bounded"].to_json()
+    stats = check_staleness(run(records))["bounded"]
+    assert [v["seq"] for v in stats.bound_violations] == list(range(1, 102))
+    assert [v["seq"] for v in stats.snapshot_violations] == list(range(1, 102))
+    report = stats.to_json()
     assert report["bound_violation_count"] == report["snapshot_violation_count"] == 101
-    assert [v["seq"] for v in report["bound_violations"]] == list(range(1, 21))
-    assert [v["seq"] for v in report["snapshot_violations"]] == list(range(1, 21))
+    assert report["bound_violations"] == stats.bound_violations[:20]
+    assert report["snapshot_violations"] == stats.snapshot_violations[:20]
     assert report["stale_ms"] == {"p50": 796.875, "p99": 1562.5, "max": 1578.125}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from loadtest.linearizability import KV, Operation, Verdict, check
-from loadtest.linearizability.check import CheckResult, KeyResult
+from loadtest.linearizability.check import CheckResult, Counterexample, KeyResult, shrink
 
 
 def kv(op: str, **fields: object) -> dict[str, object]:
@@ -188,3 +188,99 @@ def test_undecided_keys_show_up_to_12_operations_of_their_partial_linearization(
     )
     assert twelve.lines()[0].endswith(f"{shown}")
     assert twelve.coverage() == "12 operations, 1 keys, checked in 0.500 s"
+
+
+def test_a_check_out_of_time_before_a_key_is_searched_calls_that_key_unknown() -> None:
+    """No time at all: no key was searched, so none is linearizable (not a pass, even
+    though key b holds a stale read nobody looked at)."""
+    history = [*STALE, at(3, kv("write", value=1) | {"key": "y"}, {}, 0, 1)]
+    result = check(KV, history, timeout=0)
+    assert {k.key: k.verdict for k in result.keys} == {"x": Verdict.UNKNOWN, "y": Verdict.UNKNOWN}
+    assert [(k.operations, k.configurations, k.partial) for k in result.keys] == [
+        (3, 0, ()),
+        (1, 0, ()),
+    ]
+    assert (result.verdict, result.exit_status, result.unchecked) == (Verdict.UNKNOWN, 3, 0)
+
+
+def ops_of(example: Counterexample) -> list[str]:
+    return [
+        KV.describe_operation(op.input, None if op.pending else op.output)
+        for op in example.operations
+    ]
+
+
+def test_the_shortest_failing_prefix_may_end_at_the_first_return() -> None:
+    """A read of a value nobody wrote yet fails on its own: the later write is cut off."""
+    history = [at(0, kv("read"), {"value": 1}, 0, 1), at(1, kv("write", value=1), {}, 2, 3)]
+    (example,) = check(KV, history).counterexamples
+    assert ops_of(example) == ["read x → 1"]
+
+
+def test_an_instantaneous_operation_at_the_cut_belongs_to_the_prefix() -> None:
+    """call == return == the cut: the stale read is kept, so the counterexample fails."""
+    history = [at(0, kv("write", value=1), {}, 0, 1), at(1, kv("read"), {"value": None}, 2, 2)]
+    (example,) = check(KV, history).counterexamples
+    assert ops_of(example) == ["write x := 1", "read x → None"]
+    assert example.minimal
+
+
+def test_operations_still_running_at_the_cut_become_unknown_but_keep_their_client() -> None:
+    """The write returning at 10 s is cut at 3 s: pending in the counterexample (its return
+    shown as …), since it may or may not have taken effect by then."""
+    history = [*STALE[:2], at(7, kv("write", value=2), {}, 2.5, 10)]
+    (example,) = check(KV, history).counterexamples
+    assert example.lines(KV)[1:4] == [
+        "  client      0     [0.000000, 1.000000]  write x := 1",
+        "  client      1     [2.000000, 3.000000]  read x → None",
+        "  client      7            [2.500000, …]  write x := 2",
+    ]
+
+
+def test_shrinking_drops_every_removable_read_and_failed_cas_but_no_write() -> None:
+    """A read at the start and a failed compare-and-set change nothing and go; both writes
+    stay, even the first one that the violation does not need (dropping a write can turn a
+    right read wrong, so writes are never dropped)."""
+    history = [
+        at(5, kv("read"), {"value": None}, 0, 0.5),
+        at(0, kv("write", value=1), {}, 1, 2),
+        at(1, kv("cas", expected=5, value=6), {"ok": False}, 3, 4),
+        at(2, kv("write", value=2), {}, 5, 6),
+        at(3, kv("read"), {"value": 1}, 7, 8),
+    ]
+    (example,) = check(KV, history).counterexamples
+    assert ops_of(example) == ["write x := 1", "write x := 2", "read x → 1"]
+    assert example.minimal
+
+
+def test_shrinking_past_its_deadline_keeps_what_it_has_and_says_it_is_not_minimal() -> None:
+    """Out of time before the first removal: both reads stay, marked not minimal."""
+    history = [at(0, kv("read"), {"value": 1}, 0, 1), at(1, kv("read"), {"value": 2}, 0, 1)]
+    example = shrink(KV, "x", history, seconds=-1)
+    assert example.minimal is False
+    assert example.key == "x"
+    assert len(example.operations) == 2
+
+
+def test_every_operation_that_could_come_next_is_named_including_one_that_touches() -> None:
+    """Stuck after ``write x := 1``: the stale read returning at 3 s and the read called at
+    exactly 3 s (touching intervals are concurrent) are both candidates."""
+    history = [*STALE[:2], at(3, kv("read"), {"value": 5}, 3, 4)]
+    (example,) = check(KV, history, shrink_seconds=0).counterexamples
+    assert example.lines(KV)[-4:] == [
+        "  then the state is value=1, and none of",
+        "    read x → None",
+        "    read x → 5",
+        "  can take effect next while respecting real time.",
+    ]
+
+
+def test_a_counterexample_that_takes_thousands_of_configurations_to_refute_is_shrunk() -> None:
+    """Twelve concurrent writes and a read of a value none wrote: each prefix tried while
+    shrinking needs more than 1,024 configurations (the search pauses and resumes)."""
+    writes = [at(i, kv("write", value=i), {}, 0, 100) for i in range(12)]
+    result = check(KV, [*writes, at(12, kv("read"), {"value": 99}, 101, 102)])
+    assert result.keys[0].configurations > 1024
+    (example,) = result.counterexamples
+    assert example.minimal
+    assert len(example.operations) == 13

@@ -59,7 +59,7 @@ class Generated:
 
 @st.composite
 def register_histories(draw: st.DrawFn) -> Generated:
-    state: dict[str, object] = dict.fromkeys(KEYS)
+    state: dict[str, object] = {key: None for key in KEYS}
     produced = [Produced(key, None, None) for key in KEYS]
     producer: dict[str, Produced | None] = {p.key: p for p in produced}  # None: unknown op
     operations: list[Operation] = []
@@ -89,14 +89,13 @@ def register_histories(draw: st.DrawFn) -> Generated:
             state[key] = i if effect and expected == before else before
         op = Operation(i, input, None if unknown else output, call, ret)
         operations.append(op)
+        source = producer[key]
         if state[key] != before:
-            if unknown:
-                producer[key] = None
-            else:
-                producer[key] = Produced(key, state[key], op)
-                produced.append(producer[key])
-        elif kind == "read" and not unknown and producer[key] is not None:
-            reads.append((op, producer[key]))
+            source = None if unknown else Produced(key, state[key], op)
+            produced += [source] if source else []
+            producer[key] = source
+        elif kind == "read" and not unknown and source is not None:
+            reads.append((op, source))
     return Generated(operations, produced, reads)
 
 
