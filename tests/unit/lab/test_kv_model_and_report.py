@@ -276,11 +276,32 @@ def test_every_operation_that_could_come_next_is_named_including_one_that_touche
 
 
 def test_a_counterexample_that_takes_thousands_of_configurations_to_refute_is_shrunk() -> None:
-    """Twelve concurrent writes and a read of a value none wrote: each prefix tried while
-    shrinking needs more than 1,024 configurations (the search pauses and resumes)."""
+    """Twelve concurrent writes and a read of a value none wrote, then a write: the prefix
+    tried first while shrinking (up to the read) and every later trial need more than 1,024
+    configurations (the search pauses and resumes), and the last write is cut off."""
     writes = [at(i, kv("write", value=i), {}, 0, 100) for i in range(12)]
-    result = check(KV, [*writes, at(12, kv("read"), {"value": 99}, 101, 102)])
+    ghost = at(12, kv("read"), {"value": 99}, 101, 102)
+    after = at(13, kv("write", value=0), {}, 103, 104)
+    result = check(KV, [*writes, ghost, after])
     assert result.keys[0].configurations > 1024
     (example,) = result.counterexamples
     assert example.minimal
-    assert len(example.operations) == 13
+    assert ops_of(example) == [*(f"write x := {i}" for i in range(12)), "read x → 99"]
+
+
+def test_unknown_outcomes_are_described_as_such_whatever_output_was_recorded() -> None:
+    """The history format ignores the output of an operation without a return: the
+    explanation and a partial linearization show it as ? (a read's value is shown)."""
+    pending = at(4, kv("cas", expected=None, value=1), {"ok": True}, 0, None)
+    stale = [*STALE[:2], pending]
+    (example,) = check(KV, stale, shrink_seconds=0).counterexamples
+    assert "  client      4            [0.000000, …]  cas x None→1 → ?" in example.lines(KV)
+    done = at(5, kv("read"), {"value": 1}, 0, 1)
+    undecided = KeyResult("x", Verdict.UNKNOWN, 3, 1, (done, pending))
+    result = CheckResult(KV, Verdict.UNKNOWN, (undecided,), (), 0.5, 3)
+    assert result.lines()[0].endswith("2 of 3 operations: read x → 1 ; cas x None→1 → ?")
+
+
+def test_a_counterexample_stuck_at_the_start_says_nothing_was_linearized() -> None:
+    (example,) = check(KV, [at(0, kv("read"), {"value": 1}, 0, 1)]).counterexamples
+    assert "  longest linearization: (nothing)" in example.lines(KV)
