@@ -4,10 +4,6 @@ exact-staleness reads through the replica link keep answering (AP); healing rest
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,37 +13,10 @@ import httpx
 import pytest
 
 from caplab.core.timestamps import parse_rfc3339
+from caplab.local import partition
 from emulators import manager
-from emulators.manager import free_port
 from tests.fixtures.ledger_clock import wait_for_database_time
 from tests.fixtures.services import ServiceRunner
-
-
-@contextlib.contextmanager
-def chaos_proxy(spanner: str, log: Path) -> Iterator[tuple[int, int, str]]:
-    """A ``caplab chaos`` process: (leader port, replica port, control URL)."""
-    leader, replica, control = free_port(), free_port(), free_port()
-    host, port = spanner.rsplit(":", 1)
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "caplab", "chaos", "--leader", f"{leader}:{host}:{port}",
-             "--replica", f"{replica}:{host}:{port}", "--control-port", str(control)],
-            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{control}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/links", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "caplab chaos did not start"
-            time.sleep(0.05)
-        yield leader, replica, url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture
@@ -56,7 +25,7 @@ def ledgers_behind_links(
 ) -> Iterator[tuple[str, str, str]]:
     """(leader-side ledger URL, replica-side ledger URL, chaos control URL)."""
     spanner = manager.client_environment(stack)["SPANNER_EMULATOR_HOST"]
-    with chaos_proxy(spanner, tmp_path / "chaos.log") as (leader, replica, control):
+    with partition.chaos_links(spanner, tmp_path / "chaos.log") as (leader, replica, control):
         env = {"CAPLAB_LEDGER_DEADLINE": "1s"}
         with (
             services.restartable(
