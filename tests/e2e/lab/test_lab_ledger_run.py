@@ -20,23 +20,10 @@ from loadtest.linearizability import LedgerVerdict
 from loadtest.plan import schedule
 from loadtest.report import analyse, print_console, write_report
 from loadtest.runner import Endpoints, run_load
+from tests.e2e.lab.lab_records import versions_observed, visible_samples
 from tests.fixtures.services import ServiceRunner
 
 ANSWERED = ("ok", "rejected")
-
-
-def versions_observed(records: list[dict[str, Any]], read: dict[str, Any]) -> tuple[int, int]:
-    """(lowest, highest) version of ``read``'s account the client's own timings allow: the
-    creation (version 1) plus every transfer touching it that returned ok before the read
-    was sent, up to every transfer not rejected that was sent before the read returned."""
-    touching = [
-        r
-        for r in records
-        if r["kind"] == "transfer" and read["account"] in (r["account"], r["other"])
-    ]
-    done = sum(r["outcome"] == "ok" and r["returned"] < read["invoked"] for r in touching)
-    started = sum(r["outcome"] != "rejected" and r["invoked"] < read["returned"] for r in touching)
-    return 1 + done, 1 + started
 
 
 def test_short_run_on_the_ledger_is_measured_and_checked(
@@ -115,24 +102,9 @@ def test_short_run_on_the_ledger_is_measured_and_checked(
     assert max(report.staleness["exact"].versions_behind) >= max(lags)
     assert "strictly serializable" in console.file.getvalue()  # type: ignore[attr-defined]
 
-    committed = {  # an unknown outcome the run resolved as ok committed too
-        r["transfer_id"]: r
-        for r in records
-        if r["kind"] == "transfer" and "ok" in (r["outcome"], r["resolved"])
-    }
-    activity_reads = [r for r in records if r["kind"] == "activity" and r["outcome"] == "ok"]
-    shown = [(read, transfer_id) for read in activity_reads for transfer_id, _ in read["activity"]]
-    for read, transfer_id in shown:
-        assert read["account"] in (
-            committed[transfer_id]["account"],
-            committed[transfer_id]["other"],
-        )
-    visible = sum(  # a sample only for a transfer committed (at a known time) before the read
-        committed[transfer_id]["commit_timestamp"] is not None
-        and committed[transfer_id]["commit_timestamp"] <= read["wall_invoked"]
-        for read, transfer_id in shown
-    )
+    visible = visible_samples(records)
     assert visible, "no activity read showed a transfer committed before it"
+    activity_reads = [r for r in records if r["kind"] == "activity" and r["outcome"] == "ok"]
     assert report.visibility is not None
     assert report.visibility.reads == len(activity_reads)
     assert sum(b.visible for b in report.visibility.bins) == visible
