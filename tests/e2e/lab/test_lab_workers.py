@@ -59,13 +59,11 @@ def test_two_workers_against_the_ledger_make_one_report_and_one_checked_history(
     assert main(["check", str(history), "--model", "ledger"]) == 0
 
 
-def shard_process(
-    standin: str, out: Path, index: int, env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    """One Cloud Run Job task: the part and the run id come from the task's environment."""
+def shard_process(standin: str, out: Path, index: int, start_at: str) -> subprocess.Popen[bytes]:
+    """One Cloud Run Job task: the part and the run id come from the task's environment;
+    every task gets the same ``--start-at``."""
     task = dict(
         os.environ,
-        **env,
         CLOUD_RUN_TASK_INDEX=str(index),
         CLOUD_RUN_TASK_COUNT="2",
         CLOUD_RUN_EXECUTION="caplab-load-x7k2p",
@@ -74,7 +72,7 @@ def shard_process(
     return subprocess.Popen(
         [sys.executable, "-m", "caplab", "load", "--ledger-url", standin, "--activity-url",
          standin, "--rate", "100", "--duration", "2", "--warmup", "0.2", "--accounts", "4",
-         "--staleness", "100ms", "--start-at", f"{time.time() + 4:.3f}"],
+         "--staleness", "100ms", "--start-at", start_at],
         env=task, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -86,7 +84,8 @@ def test_cloud_run_job_shards_in_a_directory_merge_into_one_report(
     under the execution's run id; ``caplab load merge`` of that directory reports both."""
     shards = tmp_path / "bucket"
     with standin() as url:
-        tasks = [shard_process(url, shards, i, {}) for i in range(2)]
+        start_at = f"{time.time() + 4:.3f}"
+        tasks = [shard_process(url, shards, i, start_at) for i in range(2)]
         outputs = [task.communicate(timeout=120)[0].decode() for task in tasks]
     assert [task.returncode for task in tasks] == [0, 0], outputs
     run = shards / "lab-caplab-load-x7k2p"
