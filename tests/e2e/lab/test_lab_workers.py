@@ -16,12 +16,16 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import aiohttp
 from rich.console import Console
 
 from caplab.cli import main
 from caplab.local.launcher import RunningService
-from loadtest.clock import LEDGER_MARGIN, LEDGER_SAMPLES
+from loadtest.client import LabClient
+from loadtest.clock import LEDGER_MARGIN, LEDGER_SAMPLES, Clock, ledger_clock
 from loadtest.config import LoadConfig
+from loadtest.pool import open_session
+from loadtest.records import Record
 from loadtest.runner import START_LEAD, Endpoints, run_load
 
 StandIn = Callable[..., AbstractContextManager[str]]
@@ -110,17 +114,60 @@ def test_a_worker_measures_its_clock_against_the_ledger(standin: StandIn) -> Non
     clock: the uncertainty is half the shortest of the probes' round trips plus
     LEDGER_MARGIN, and the true offset (zero) lies within that half round trip.
 
-    The probes run one after another between the accounts' creation and the schedule's
-    start (which comes START_LEAD after them), so the shortest round trip is at most that
-    window divided by the number of probes: a bound from the run's own timestamps."""
+    The probes run one after another between the answer to the last account creation and
+    the schedule's start (set START_LEAD after them), so the shortest round trip is at most
+    that window divided by the number of probes: a bound from the run's own timestamps."""
     config = LoadConfig(rate=20, duration=0.5, warmup=0.1, accounts=2, mix={"strong": 1})
     with standin() as url:
         result = asyncio.run(
             run_load(config, Endpoints(url), Console(file=io.StringIO()), clock="ledger")
         )
     assert result.clock.source == "ledger"
-    window = result.started_wall - START_LEAD - max(r.wall_invoked for r in result.setup)
+    created = max(r.wall_invoked + (r.returned - r.invoked) for r in result.setup)
+    window = result.started_wall - START_LEAD - created
     half_round_trip = result.clock.uncertainty - LEDGER_MARGIN
     assert 0 < half_round_trip <= window / LEDGER_SAMPLES / 2
     # the stand-in's read timestamp (µs) lies inside the probe: |offset| <= half its round trip
     assert abs(result.clock.offset) <= half_round_trip + 1e-6
+
+
+class TimedClient(LabClient):
+    """A LabClient that notes when each read began and ended, just inside the span
+    :func:`ledger_clock` times around it."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        super().__init__(session, url)
+        self.reads: list[tuple[float, float]] = []
+
+    async def read(self, record: Record) -> Record:
+        began = time.time()
+        try:
+            return await super().read(record)
+        finally:
+            self.reads.append((began, time.time()))
+
+
+def test_ledger_clock_uncertainty_is_half_the_shortest_probe_round_trip(standin: StandIn) -> None:
+    """``ledger_clock`` takes LEDGER_SAMPLES strong reads and reports LEDGER_MARGIN plus half
+    the shortest round trip as its uncertainty. Each round trip it timed contains the span
+    the test timed inside it and lies within the span from the previous read's end to the
+    next one's start, so half the shortest round trip lies between half the shortest inner
+    span and half the shortest outer one; the true offset (zero: the stand-in stamps reads
+    with this machine's clock) lies within half that round trip."""
+
+    async def measure(url: str) -> tuple[TimedClient, Clock]:
+        async with open_session(connections=1, timeout=10) as session:
+            client = TimedClient(session, url)
+            account = Record(seq=-1, kind="create", account="clock-probe", intended=0.0)
+            assert (await client.create_account(account, 100)).outcome == "ok"
+            return client, await ledger_clock(client, account.account)
+
+    with standin() as url:
+        client, clock = asyncio.run(measure(url))
+    reads = client.reads
+    assert len(reads) == LEDGER_SAMPLES
+    inner = min(end - began for began, end in reads)
+    outer = min(nxt[0] - prev[1] for prev, nxt in zip(reads, reads[2:], strict=False))
+    half_round_trip = clock.uncertainty - LEDGER_MARGIN
+    assert inner / 2 <= half_round_trip <= outer / 2
+    assert abs(clock.offset) <= half_round_trip + 1e-6  # the stand-in's timestamps are in µs
