@@ -65,7 +65,8 @@ class AccountCreated(BaseModel):
 
 def _other_than_from(to: str, info: ValidationInfo) -> str:
     """``to`` unless it names the account in ``from`` (a transfer needs two accounts). A
-    plain function rather than a decorated validator: mutmut mutates only undecorated code."""
+    plain function, not a decorated validator, so that ``make mutation`` reaches it (mutmut
+    skips decorated functions)."""
     if info.data.get("from_") == to:
         raise ValueError("must differ from `from`: a transfer needs two accounts")
     return to

@@ -63,8 +63,8 @@ def test_the_account_id_type_and_its_pattern_agree(text: str) -> None:
     [
         (0, True, False),
         (1, True, True),
-        (MAX_CENTS, True, True),
-        (MAX_CENTS + 1, False, False),
+        (10**15, True, True),
+        (10**15 + 1, False, False),
         (-1, False, False),
         (5.0, False, False),
         ("5", False, False),
@@ -75,7 +75,8 @@ def test_the_account_id_type_and_its_pattern_agree(text: str) -> None:
 def test_balances_and_amounts_are_strict_integer_cents_up_to_the_cap(
     value: object, balance: bool, amount: bool
 ) -> None:
-    """A balance may be zero, an amount may not; neither is ever rounded or parsed."""
+    """A balance may be zero, an amount may not; both stop at ten trillion units (10**15
+    cents); neither is ever rounded or parsed."""
     assert (accepts(BALANCE, value), accepts(AMOUNT, value)) == (balance, amount)
 
 
