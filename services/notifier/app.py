@@ -27,7 +27,6 @@ it; ``CAPLAB_WEBHOOK_FAILURE_THRESHOLD``, ``_RESET_TIMEOUT``, ``_MAX_CONCURRENT`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -165,8 +164,14 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             accounts = (event.from_account, event.to_account)
             found = await run_with_deadline(deadline, store.lookup, accounts)
             for item in delivery.deliveries(event, found):
-                await asyncio.to_thread(
-                    delivery.schedule, clients.tasks, queue_path, target, item, settings.task_auth
+                await run_with_deadline(
+                    deadline,
+                    delivery.schedule,
+                    clients.tasks,
+                    queue_path,
+                    target,
+                    item,
+                    settings.task_auth,
                 )
 
         return await consume(request, SUBSCRIPTION, settings.push_auth, dead_letters, schedule)
