@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from conftest import OpenAccount, transfer
 
 from caplab.core.durations import format_duration
 from caplab.core.timestamps import parse_rfc3339
 from caplab.local.launcher import RunningService
+from tests.e2e.ledger.conftest import OpenAccount, transfer
 from tests.fixtures.fanout import eventually
 from tests.fixtures.ledger_clock import database_now, wait_for_database_time
 from tests.fixtures.services import OUTAGE_CLIENT_TIMEOUT, OUTAGE_DEADLINE, ServiceRunner

@@ -10,9 +10,9 @@ from collections import Counter
 from typing import Any
 
 import httpx
-from conftest import OpenAccount, transfer
 
 from caplab.local import launcher
+from tests.e2e.ledger.conftest import OpenAccount, transfer
 from tests.fixtures.fanout import eventually
 from tests.fixtures.relay import pull_until, relay_stats
 from tests.fixtures.services import ServiceRunner
