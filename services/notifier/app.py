@@ -113,7 +113,7 @@ class WebhookRegistration(BaseModel):
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     settings = settings or NotifierSettings.from_environ()
     clients = ClientFactory(settings.gcp)
-    dead_letters = DeadLetters(clients.publisher, settings.gcp)
+    dead_letters = DeadLetters(clients.publisher, settings.gcp, settings.deadline.total_seconds())
     downstreams = Downstreams(settings.webhook_policy)
     queue_path = settings.gcp.queue_path(QUEUE.name)
     deadline = settings.deadline.total_seconds()
