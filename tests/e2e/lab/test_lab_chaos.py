@@ -16,7 +16,7 @@ from caplab.core.timestamps import parse_rfc3339
 from caplab.local import partition
 from emulators import manager
 from tests.fixtures.ledger_clock import wait_for_database_time
-from tests.fixtures.services import ServiceRunner
+from tests.fixtures.services import OUTAGE_CLIENT_TIMEOUT, OUTAGE_DEADLINE, ServiceRunner
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def ledgers_behind_links(
     """(leader-side ledger URL, replica-side ledger URL, chaos control URL)."""
     spanner = manager.client_environment(stack)["SPANNER_EMULATOR_HOST"]
     with partition.chaos_links(spanner, tmp_path / "chaos.log") as (leader, replica, control):
-        env = {"CAPLAB_LEDGER_DEADLINE": "1s"}
+        env = {"CAPLAB_LEDGER_DEADLINE": OUTAGE_DEADLINE}
         with (
             services.restartable(
                 "ledger", dict(env, SPANNER_EMULATOR_HOST=f"127.0.0.1:{leader}")
@@ -44,7 +44,8 @@ def test_partitioned_leader_link_fails_strong_reads_but_not_stale_ones(
     """CP for strong reads, AP for stale ones — and nothing answers wrong."""
     leader, replica, control = ledgers_behind_links
     account = f"chaos-{uuid.uuid4().hex[:10]}"
-    with httpx.Client(timeout=10) as http:
+    # The strong read's 503 must come from the ledger's deadline: the client gives up soon after.
+    with httpx.Client(timeout=OUTAGE_CLIENT_TIMEOUT) as http:
         created = http.post(f"{leader}/v1/accounts",
                             json={"id": account, "owner": "lab", "balance_cents": 500})  # fmt: skip
         assert created.status_code == 201, created.text
