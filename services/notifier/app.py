@@ -16,7 +16,9 @@
   and counters and bulkhead use.
 
 Settings: ``CAPLAB_NOTIFIER_URL`` is the service's own base URL for task targets (the Cloud
-Run URL in the cloud; locally the address the push arrived on is used when unset);
+Run URL in the cloud, where it must be set; locally it defaults to ``http://127.0.0.1:$PORT``).
+The target is never taken from the request: a forged ``Host`` header would otherwise choose
+where the queue sends every delivery and its OIDC token;
 ``CAPLAB_TASKS_SERVICE_ACCOUNT`` / ``CAPLAB_TASKS_AUDIENCE`` set the tasks' OIDC token and
 ``CAPLAB_TASKS_INVOKER_AUDIENCE`` / ``..._SERVICE_ACCOUNT`` make the delivery endpoint verify
 it; ``CAPLAB_WEBHOOK_FAILURE_THRESHOLD``, ``_RESET_TIMEOUT``, ``_MAX_CONCURRENT`` and
@@ -27,7 +29,6 @@ it; ``CAPLAB_WEBHOOK_FAILURE_THRESHOLD``, ``_RESET_TIMEOUT``, ``_MAX_CONCURRENT`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -51,7 +52,7 @@ from services.shared.deadline import run_with_deadline
 from services.shared.events import TransferCommitted
 from services.shared.fields import ACCOUNT_ID_PATTERN
 from services.shared.oidc import OidcVerifier
-from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth, verified_task
+from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth, own_url, verified_task
 from services.shared.problems import Problem, invalid_field
 from services.shared.pubsub_push import DeadLetters, PushMessage, consume
 from services.shared.resilience import (
@@ -77,7 +78,8 @@ class NotifierSettings:
     push_auth: OidcVerifier
     task_invoker_auth: OidcVerifier
     task_auth: TaskAuth
-    self_url: str | None
+    self_url: str
+    """Base URL the delivery tasks target (never derived from a request)."""
     webhook_policy: DownstreamPolicy
     url_policy: UrlPolicy
     transactions: TransactionSettings
@@ -95,7 +97,7 @@ class NotifierSettings:
                 service_account=config("CAPLAB_TASKS_SERVICE_ACCOUNT", default=None),
                 audience=config("CAPLAB_TASKS_AUDIENCE", default=None),
             ),
-            self_url=config("CAPLAB_NOTIFIER_URL", default=None),
+            self_url=own_url(config, "CAPLAB_NOTIFIER_URL", "notifier"),
             webhook_policy=DownstreamPolicy.from_config(config, "CAPLAB_WEBHOOK", 10),
             url_policy=UrlPolicy.from_config(config),
             transactions=TransactionSettings.from_config(config),
@@ -111,7 +113,7 @@ class WebhookRegistration(BaseModel):
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     settings = settings or NotifierSettings.from_environ()
     clients = ClientFactory(settings.gcp)
-    dead_letters = DeadLetters(clients.publisher, settings.gcp)
+    dead_letters = DeadLetters(clients.publisher, settings.gcp, settings.deadline.total_seconds())
     downstreams = Downstreams(settings.webhook_policy)
     queue_path = settings.gcp.queue_path(QUEUE.name)
     deadline = settings.deadline.total_seconds()
@@ -159,14 +161,20 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
     @app.post(SUBSCRIPTION.path, status_code=204)
     async def on_transfer_event(request: Request) -> Response:
-        target = (settings.self_url or str(request.base_url)).rstrip("/") + delivery.DELIVERY_PATH
+        target = settings.self_url.rstrip("/") + delivery.DELIVERY_PATH
 
         async def schedule(event: TransferCommitted, message: PushMessage) -> None:
             accounts = (event.from_account, event.to_account)
             found = await run_with_deadline(deadline, store.lookup, accounts)
             for item in delivery.deliveries(event, found):
-                await asyncio.to_thread(
-                    delivery.schedule, clients.tasks, queue_path, target, item, settings.task_auth
+                await run_with_deadline(
+                    deadline,
+                    delivery.schedule,
+                    clients.tasks,
+                    queue_path,
+                    target,
+                    item,
+                    settings.task_auth,
                 )
 
         return await consume(request, SUBSCRIPTION, settings.push_auth, dead_letters, schedule)
