@@ -3,10 +3,13 @@ counterexample's explanation, the JSON document, undecided keys."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from loadtest.linearizability import KV, Operation, Verdict, check
 from loadtest.linearizability.check import CheckResult, Counterexample, KeyResult, shrink
+from loadtest.linearizability.search import Search, SearchResult
 
 
 def kv(op: str, **fields: object) -> dict[str, object]:
@@ -305,3 +308,23 @@ def test_unknown_outcomes_are_described_as_such_whatever_output_was_recorded() -
 def test_a_counterexample_stuck_at_the_start_says_nothing_was_linearized() -> None:
     (example,) = check(KV, [at(0, kv("read"), {"value": 1}, 0, 1)]).counterexamples
     assert "  longest linearization: (nothing)" in example.lines(KV)
+
+
+def test_a_search_reports_where_it_stands_before_and_while_it_runs() -> None:
+    """Not yet run: no linearization, the model's initial state, no configuration, an empty
+    memo. Paused after 1,024 configurations: the longest linearization so far and the state
+    right after it."""
+    counter = replace(KV, init=lambda: 0)
+    fresh = Search(counter, STALE)
+    assert fresh.unknown() == SearchResult(Verdict.UNKNOWN, (), 0, 0)
+    assert fresh.memo_size == 0
+    writes = [Operation(i, kv("write", value=i), {}, 0.0, 100.0, i) for i in range(20)]
+    paused = Search(KV, [*writes, Operation(20, kv("read"), {"value": 99}, 101.0, 102.0, 20)])
+    assert paused.run(until=0.0) is None
+    where = paused.unknown()
+    assert where.configurations == 1024
+    assert where.longest_linearization
+    state = KV.init()
+    for i in where.longest_linearization:
+        state = KV.step(state, writes[i].input, writes[i].output)[1]
+    assert where.state_after_longest == state
