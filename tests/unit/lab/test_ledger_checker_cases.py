@@ -1,0 +1,342 @@
+"""The ledger checker on small hand-written histories, each small enough to follow on paper:
+one rule each (versions, overdrafts, refusals, creation, writers of unknown outcome,
+inconclusive histories), the anomaly class and the words that explain it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadtest.linearizability import LedgerVerdict, Operation, check_ledger
+from loadtest.linearizability.ledger import iter_accounts
+
+
+def create(account: str, balance: int, at: tuple[float, float | None] = (0, 0.5)) -> Operation:
+    output = None if at[1] is None else {"version": 1}
+    return Operation("setup", {"op": "create", "account": account, "balance": balance}, output, *at)
+
+
+def transfer(
+    source: str,
+    target: str,
+    amount: int,
+    at: tuple[float, float | None],
+    output: dict[str, Any] | None,
+    ident: str | None = None,
+) -> Operation:
+    input: dict[str, Any] = {"op": "transfer", "from": source, "to": target, "amount": amount}
+    if ident is not None:
+        input["id"] = ident
+    return Operation("c1", input, output, *at)
+
+
+def read(account: str, at: tuple[float, float], **seen: Any) -> Operation:
+    return Operation("c2", {"op": "read", "account": account}, seen, *at)
+
+
+def snapshot(at: tuple[float, float], **seen: dict[str, Any]) -> Operation:
+    accounts = sorted(seen)
+    return Operation("c3", {"op": "snapshot", "accounts": accounts}, {"accounts": seen}, *at)
+
+
+def text(history: list[Operation]) -> str:
+    return "\n".join(check_ledger(history).lines())
+
+
+# ---- the rules a graph cannot check ------------------------------------------------------
+
+
+def test_two_transfers_reporting_the_same_version_of_their_source_are_a_lost_update() -> None:
+    """Versions go up by one per write: two committed transfers from a that both report a@2
+    mean one debit overwrote the other (the version check)."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        transfer("a", "b", 20, (3, 4), {"id": "t2", "from_version": 2, "to_version": 3}),
+    ]
+    result = check_ledger(history)
+    assert result.counts == {"duplicate-version": 1}
+    assert result.anomalies[0].operations == (2, 3)
+    assert "a@2 has two writers, #2 (transfer t1) and #3 (transfer t2)" in text(history)
+
+
+def test_reads_naming_two_writers_of_one_version_are_a_lost_update() -> None:
+    """Two reads of b@2 that name different transfers as its writer."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        transfer("a", "b", 10, (1, 2), None, ident="t2"),
+        read("b", (3, 4), balance=10, version=2, writer="t1"),
+        read("b", (3, 4), balance=10, version=2, writer="t2"),
+        snapshot((5, 6), a={"balance": 90, "version": 2}, b={"balance": 10, "version": 2}),
+    ]
+    assert check_ledger(history).counts == {"duplicate-version": 1}
+    assert "reads of b@2 name different writers (t1, t2)" in text(history)
+
+
+def test_a_committed_transfer_that_overdraws_its_source_is_a_wrong_balance() -> None:
+    """a holds 100; a transfer of 150 commits and the snapshot agrees with its arithmetic
+    (a: −50, b: 150, money conserved): the only fault is the overdraft."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 150, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        snapshot((3, 4), a={"balance": -50, "version": 2}, b={"balance": 150, "version": 2}),
+    ]
+    result = check_ledger(history)
+    assert result.counts == {"wrong-balance": 1}
+    assert result.anomalies[0].operations == (2,)
+    assert "#2 (transfer t1) left a at -50: overdrawn" in text(history)
+
+
+def test_a_transfer_that_empties_its_source_exactly_is_fine() -> None:
+    """Overdrawn means below zero: moving the whole balance is allowed."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 100, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        snapshot((3, 4), a={"balance": 0, "version": 2}, b={"balance": 100, "version": 2}),
+    ]
+    assert check_ledger(history).verdict is LedgerVerdict.STRICTLY_SERIALIZABLE
+
+
+def test_a_refusal_for_insufficient_funds_while_the_source_held_enough_is_reported() -> None:
+    """The refusal of 60 overlaps t1, so it could have read a@1 (100) or a@2 (70): both
+    held enough."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 30, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        transfer("a", "b", 60, (1.5, 3), {"rejected": "insufficient_funds"}),
+        snapshot((4, 5), a={"balance": 70, "version": 2}, b={"balance": 30, "version": 2}),
+    ]
+    result = check_ledger(history)
+    assert result.counts == {"wrong-rejection": 1}
+    assert result.anomalies[0].operations == (3,)
+    assert "but a held at least 60 at every version it could have read (a@1..2)" in text(history)
+
+
+def test_a_refusal_is_right_when_one_version_in_its_interval_held_too_little() -> None:
+    """The same refusal for 80: a@2 held 70, which a transfer running alongside t1 may read."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 30, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        transfer("a", "b", 80, (1.5, 3), {"rejected": "insufficient_funds"}),
+        snapshot((4, 5), a={"balance": 70, "version": 2}, b={"balance": 30, "version": 2}),
+    ]
+    assert check_ledger(history).verdict is LedgerVerdict.STRICTLY_SERIALIZABLE
+
+
+def test_a_refusal_after_a_later_version_returned_is_judged_on_that_version_only() -> None:
+    """Invoked after t1 returned, the refusal could only read a@2 = 70: refusing 80 is
+    right, although a@1 held 100; refusing 60 is not."""
+    base = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 30, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        snapshot((4, 5), a={"balance": 70, "version": 2}, b={"balance": 30, "version": 2}),
+    ]
+    refused = {"rejected": "insufficient_funds"}
+    assert check_ledger([*base, transfer("a", "b", 80, (3, 3.5), refused)]).counts == {}
+    too_soon = check_ledger([*base, transfer("a", "b", 60, (3, 3.5), refused)])
+    assert too_soon.counts == {"wrong-rejection": 1}
+
+
+def test_a_refusal_before_a_later_version_was_written_is_judged_on_the_earlier_one() -> None:
+    """Returned before t2 was invoked, the refusal could only read a@2 = 70 (not a@3 = 170)."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 30, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        transfer("a", "b", 80, (3, 4), {"rejected": "insufficient_funds"}),
+        transfer("b", "a", 100, (5, 6), {"id": "t2", "from_version": 3, "to_version": 3}),
+        snapshot((7, 8), a={"balance": 170, "version": 3}, b={"balance": -70, "version": 3}),
+    ]
+    assert "wrong-rejection" not in check_ledger(history).counts
+
+
+def test_a_refusal_for_another_reason_is_not_judged_on_funds() -> None:
+    """Only refusals for insufficient funds say something about the balance."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 2), {"rejected": "account_frozen"}),
+        snapshot((3, 4), a={"balance": 100, "version": 1}, b={"balance": 0, "version": 1}),
+    ]
+    assert check_ledger(history).verdict is LedgerVerdict.STRICTLY_SERIALIZABLE
+
+
+def test_a_refusal_is_not_judged_while_a_transfer_of_unknown_outcome_touches_its_source() -> None:
+    """A transfer of unknown outcome may have emptied a unseen: the refusal may be right."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 90, (1, None), None, ident="t1"),
+        transfer("a", "b", 60, (2, 3), {"rejected": "insufficient_funds"}),
+        snapshot((4, 5), a={"balance": 100, "version": 1}, b={"balance": 0, "version": 1}),
+    ]
+    assert check_ledger(history).counts == {}
+
+
+# ---- creation ----------------------------------------------------------------------------
+
+
+def test_not_found_after_the_creation_returned_is_a_stale_read() -> None:
+    """The creation returned at 0.5; a read invoked at 1 says the account does not exist."""
+    history = [create("a", 100), create("b", 0), read("a", (1, 2), found=False)]
+    history.append(
+        snapshot((3, 4), a={"balance": 100, "version": 1}, b={"balance": 0, "version": 1})
+    )
+    assert check_ledger(history).counts == {"G-single-realtime": 1}
+    assert "rw: #2 (read) read a@0, and #0 (create) wrote the later a@1" in text(history)
+
+
+def test_not_found_during_the_creation_is_fine() -> None:
+    """A read that overlaps the creation may come before it."""
+    history = [
+        create("a", 100, at=(0, 2)),
+        create("b", 0),
+        read("a", (1, 1.5), found=False),
+        snapshot((3, 4), a={"balance": 100, "version": 1}, b={"balance": 0, "version": 1}),
+    ]
+    assert check_ledger(history).verdict is LedgerVerdict.STRICTLY_SERIALIZABLE
+
+
+def test_a_read_of_an_account_before_its_creation_was_invoked_is_a_future_read() -> None:
+    """The read returned at 1; the creation it saw was invoked at 2."""
+    history = [
+        read("a", (0, 1), balance=100, version=1, writer="create"),
+        create("a", 100, at=(2, 3)),
+        create("b", 0),
+        snapshot((4, 5), a={"balance": 100, "version": 1}, b={"balance": 0, "version": 1}),
+    ]
+    assert check_ledger(history).counts == {"G1c-realtime": 1}
+
+
+def test_a_read_of_an_account_created_outside_the_history_is_accepted() -> None:
+    """Version 1 with no creation in the history: an account made before the run."""
+    history = [
+        create("b", 0),
+        snapshot((1, 2), a={"balance": 50, "version": 1}, b={"balance": 0, "version": 1}),
+        read("a", (3, 4), balance=50, version=1),
+    ]
+    result = check_ledger(history)
+    assert result.counts == {}
+    assert result.accounts == 2
+
+
+def test_a_creation_read_with_another_balance_is_a_wrong_balance() -> None:
+    """a was created with 100; a@1 read with 90."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        read("a", (1, 2), balance=90, version=1),
+    ]
+    assert check_ledger(history).counts == {"wrong-balance": 1}
+    assert "a was created with 100 but a@1 was read with 90" in text(history)
+
+
+# ---- what can be concluded ---------------------------------------------------------------
+
+
+def test_too_few_known_outcomes_is_inconclusive_and_says_why() -> None:
+    """One of three strong operations answered: fewer than half."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, None), None),
+        transfer("a", "b", 10, (1, None), None),
+        snapshot((3, 4), a={"balance": 100, "version": 1}, b={"balance": 0, "version": 1}),
+    ]
+    result = check_ledger(history)
+    assert result.verdict is LedgerVerdict.INCONCLUSIVE
+    assert (result.strong, result.known, result.snapshots) == (3, 1, 1)
+    assert result.reasons == ("only 1 of 3 strong operations have a known outcome (want half)",)
+    assert result.exit_status == 3
+
+
+def test_exactly_half_known_is_enough() -> None:
+    """Two of four strong operations answered: half is enough."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, None), None),
+        transfer("a", "b", 10, (1, None), None),
+        read("a", (3, 4), balance=100, version=1),
+        snapshot((3, 4), a={"balance": 100, "version": 1}, b={"balance": 0, "version": 1}),
+    ]
+    result = check_ledger(history)
+    assert result.verdict is LedgerVerdict.STRICTLY_SERIALIZABLE
+    assert result.exit_status == 0
+    assert result.headline() == "strictly serializable"
+
+
+def test_no_multi_account_snapshot_is_inconclusive() -> None:
+    """Reads of one account at a time cannot see a transfer half applied."""
+    history = [create("a", 100), read("a", (1, 2), balance=100, version=1)]
+    history.append(snapshot((3, 4), a={"balance": 100, "version": 1}))
+    result = check_ledger(history)
+    assert result.verdict is LedgerVerdict.INCONCLUSIVE
+    assert result.snapshots == 0
+    assert result.headline() == (
+        "inconclusive: no multi-account snapshot: nothing could see a transfer half applied "
+        "at one instant"
+    )
+
+
+def test_anomalies_beat_inconclusive_and_are_counted_beyond_those_explained() -> None:
+    """Twelve accounts each read at creation with a wrong balance, and no snapshot: twelve
+    anomalies counted, ten explained, the rest summed up; no inconclusive reasons."""
+    history = [create(f"a{i}", 100) for i in range(12)]
+    history += [read(f"a{i}", (1, 2), balance=101, version=1) for i in range(12)]
+    result = check_ledger(history)
+    assert result.verdict is LedgerVerdict.NOT_STRICTLY_SERIALIZABLE
+    assert result.exit_status == 2
+    assert result.counts == {"wrong-balance": 12}
+    assert len(result.anomalies) == 10
+    assert result.lines()[-1] == "… and 2 more anomalies (see the JSON output)"
+    assert result.reasons == ()
+    assert result.headline() == "not strictly serializable: wrong-balance ×12"
+
+
+def test_the_json_summary_names_the_property_the_counts_and_the_coverage() -> None:
+    """The lost update above, as ``caplab check --json`` prints it."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        transfer("a", "b", 20, (3, 4), {"id": "t2", "from_version": 2, "to_version": 3}),
+    ]
+    result = check_ledger(history)
+    summary = result.to_json()
+    assert summary["property"] == "strict serializability"
+    assert summary["model"] == "ledger"
+    assert summary["verdict"] == "not strictly serializable: duplicate-version"
+    assert summary["holds"] is False
+    assert summary["anomaly_counts"] == {"duplicate-version": 1}
+    assert summary["anomalies"] == [
+        {
+            "anomaly": "duplicate-version",
+            "operations": [2, 3],
+            "explanation": list(result.anomalies[0].explanation),
+        }
+    ]
+    assert (summary["operations"], summary["accounts"]) == (4, 2)
+    assert (summary["strong_operations"], summary["known_outcome"]) == (2, 2)
+    assert summary["multi_account_snapshots"] == 0
+    assert summary["inconclusive_because"] == []
+    assert result.coverage().startswith(
+        "4 operations, 2 accounts, 2/2 strong operations with a known outcome, 0 "
+        "multi-account snapshots, checked in "
+    )
+
+
+def test_the_accounts_an_operation_touches() -> None:
+    """For drawing a history per account: creations and reads one, snapshots theirs,
+    transfers source then target."""
+    assert list(iter_accounts(create("a", 1))) == ["a"]
+    assert list(iter_accounts(read("b", (0, 1), found=False))) == ["b"]
+    assert list(iter_accounts(snapshot((0, 1), c={}, a={}))) == ["a", "c"]
+    assert list(iter_accounts(transfer("x", "y", 1, (0, 1), None))) == ["x", "y"]
