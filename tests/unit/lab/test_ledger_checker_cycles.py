@@ -81,7 +81,7 @@ class Case:
     def cycles(self, members: frozenset[int]) -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
         """Every simple cycle inside ``members``, from its lowest operation."""
         for start in sorted(members):
-            stack = [((start,), ())]
+            stack: list[tuple[tuple[int, ...], tuple[int, ...]]] = [((start,), ())]
             while stack:
                 nodes, kinds = stack.pop()
                 for s, t, kind in self.edges:
