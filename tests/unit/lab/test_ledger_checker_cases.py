@@ -340,3 +340,149 @@ def test_the_accounts_an_operation_touches() -> None:
     assert list(iter_accounts(read("b", (0, 1), found=False))) == ["b"]
     assert list(iter_accounts(snapshot((0, 1), c={}, a={}))) == ["a", "c"]
     assert list(iter_accounts(transfer("x", "y", 1, (0, 1), None))) == ["x", "y"]
+
+
+# ---- who wrote what ----------------------------------------------------------------------
+
+
+def test_a_retried_creation_counts_the_attempt_that_answered() -> None:
+    """A creation of unknown outcome retried with an answer: the money created is known, so
+    a snapshot seeing t1's debit but not its credit is a conservation anomaly too."""
+    history = [
+        create("a", 100, at=(0, None)),
+        create("a", 100, at=(0.2, 0.5)),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 5), {"id": "t1", "from_version": 2, "to_version": 2}),
+        snapshot((2, 3), a={"balance": 90, "version": 2}, b={"balance": 0, "version": 1}),
+    ]
+    assert check_ledger(history).counts == {"G-single": 1, "conservation": 1}
+    assert "a snapshot of all 2 accounts adds up to 90, not the 100 created" in text(history)
+
+
+def test_money_is_not_counted_while_a_creation_s_outcome_is_unknown() -> None:
+    """Without an answer the created balance may not exist: conservation is not judged."""
+    history = [
+        create("a", 100),
+        create("b", 0, at=(0, None)),
+        snapshot((1, 2), a={"balance": 100, "version": 1}, b={"balance": 10, "version": 1}),
+    ]
+    assert "conservation" not in check_ledger(history).counts
+
+
+def test_conservation_needs_a_snapshot_of_every_account_with_balances() -> None:
+    """A snapshot missing an account, or a balance, cannot add up the money."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        create("c", 0),
+        snapshot((1, 2), a={"balance": 90, "version": 1}, b={"balance": 0, "version": 1}),
+        snapshot(
+            (1, 2),
+            a={"balance": 100, "version": 1},
+            b={"balance": 0, "version": 1},
+            c={"version": 1},
+        ),
+    ]
+    assert "conservation" not in check_ledger(history).counts
+
+
+def test_integer_transfer_ids_match_the_writers_reads_name() -> None:
+    """A client-chosen id 7 and a read naming writer 7 are the same transfer."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, None), None, ident=7),  # type: ignore[arg-type]
+        read("b", (2, 3), balance=10, version=2, writer=7),
+        snapshot((4, 5), a={"balance": 90, "version": 2}, b={"balance": 10, "version": 2}),
+    ]
+    result = check_ledger(history)
+    assert result.counts == {}
+    stale = text([*history, read("a", (6, 7), balance=100, version=1)])
+    assert "rw: #5 (read) read a@1, and #2 (transfer 7) wrote the later a@2" in stale
+    assert "wr: #3 (read) read b@2, which #2 (transfer 7) wrote" in stale
+
+
+def test_a_read_naming_an_unknown_writer_of_a_version_another_transfer_claimed() -> None:
+    """b@2 is t1's by its response; a read says 'x9' wrote it: one of them is lost."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        read("b", (3, 4), balance=10, version=2, writer="x9"),
+    ]
+    assert check_ledger(history).counts == {"duplicate-version": 1}
+    assert "b@2 is claimed by #2 (transfer t1) but read as written by 'x9'" in text(history)
+
+
+def test_a_read_naming_a_transfer_that_did_not_touch_the_account_is_garbage() -> None:
+    history = [
+        create("a", 100),
+        create("b", 0),
+        create("c", 0),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        read("c", (3, 4), balance=10, version=2, writer="t1"),
+    ]
+    assert check_ledger(history).counts == {"garbage-read": 1}
+    assert "c@2 was read, but no operation of the history wrote it (names #3 (transfer t1))" in (
+        text(history)
+    )
+
+
+def test_a_read_naming_the_creation_for_a_later_version_is_garbage() -> None:
+    history = [create("a", 100), read("a", (1, 2), balance=100, version=2, writer="create")]
+    assert check_ledger(history).counts == {"garbage-read": 1}
+    assert "(names its creation, version 1)" in text(history)
+
+
+def test_negative_versions_are_garbage_whether_read_or_reported() -> None:
+    history = [
+        create("a", 100),
+        create("b", 0),
+        read("a", (1, 2), balance=100, version=-1),
+        transfer("a", "b", 10, (3, 4), {"id": "t1", "from_version": 0, "to_version": 2}),
+    ]
+    assert check_ledger(history).counts == {"garbage-read": 2}
+    assert "a@-1 was read: no operation produces such a version" in text(history)
+    assert "a transfer reported a@0, a version no operation produces" in text(history)
+
+
+def test_a_version_two_transfers_of_unknown_outcome_could_have_written_is_left_open() -> None:
+    """Both transfers of 10 could have written b@2: neither is known to have committed, and
+    a contradiction through that version names both candidates."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, None), None),
+        transfer("a", "b", 10, (1, None), None),
+        read("b", (2, 3), balance=10, version=2),
+        read("b", (4, 5), balance=0, version=1),
+    ]
+    assert check_ledger(history).counts == {"G-single-realtime": 1}
+    assert "an unidentified transfer (one of #2, #3)" in text(history)
+
+
+def test_a_version_only_one_transfer_of_unknown_outcome_fits_is_its_write() -> None:
+    """b@2 holds 10 more than b@1: of two pending transfers (10 and 20) only the first fits,
+    so it committed; it also wrote a, after a@1, which a later read of a@1 contradicts."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, None), None),
+        transfer("a", "b", 20, (1, None), None),
+        read("b", (2, 3), balance=10, version=2),
+        read("a", (4, 5), balance=100, version=1),
+    ]
+    assert check_ledger(history).counts == {"G-single-realtime": 1}
+    assert "#2 (transfer) committed (it was observed), so it also wrote a" in text(history)
+
+
+def test_a_version_no_transfer_of_unknown_outcome_fits_is_garbage() -> None:
+    """b@2 holds 30 more than b@1, and the only pending transfer moves 10."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, None), None),
+        read("b", (2, 3), balance=30, version=2),
+    ]
+    assert check_ledger(history).counts == {"garbage-read": 1}
+    assert "(no transfer of unknown outcome fits)" in text(history)
