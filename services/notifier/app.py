@@ -16,7 +16,9 @@
   and counters and bulkhead use.
 
 Settings: ``CAPLAB_NOTIFIER_URL`` is the service's own base URL for task targets (the Cloud
-Run URL in the cloud; locally the address the push arrived on is used when unset);
+Run URL in the cloud, where it must be set; locally it defaults to ``http://127.0.0.1:$PORT``).
+The target is never taken from the request: a forged ``Host`` header would otherwise choose
+where the queue sends every delivery and its OIDC token;
 ``CAPLAB_TASKS_SERVICE_ACCOUNT`` / ``CAPLAB_TASKS_AUDIENCE`` set the tasks' OIDC token and
 ``CAPLAB_TASKS_INVOKER_AUDIENCE`` / ``..._SERVICE_ACCOUNT`` make the delivery endpoint verify
 it; ``CAPLAB_WEBHOOK_FAILURE_THRESHOLD``, ``_RESET_TIMEOUT``, ``_MAX_CONCURRENT`` and
@@ -51,7 +53,7 @@ from services.shared.deadline import run_with_deadline
 from services.shared.events import TransferCommitted
 from services.shared.fields import ACCOUNT_ID_PATTERN
 from services.shared.oidc import OidcVerifier
-from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth, verified_task
+from services.shared.outbound import OUTBOUND_ERRORS, TaskAuth, own_url, verified_task
 from services.shared.problems import Problem, invalid_field
 from services.shared.pubsub_push import DeadLetters, PushMessage, consume
 from services.shared.resilience import (
@@ -77,7 +79,8 @@ class NotifierSettings:
     push_auth: OidcVerifier
     task_invoker_auth: OidcVerifier
     task_auth: TaskAuth
-    self_url: str | None
+    self_url: str
+    """Base URL the delivery tasks target (never derived from a request)."""
     webhook_policy: DownstreamPolicy
     url_policy: UrlPolicy
     transactions: TransactionSettings
@@ -95,7 +98,7 @@ class NotifierSettings:
                 service_account=config("CAPLAB_TASKS_SERVICE_ACCOUNT", default=None),
                 audience=config("CAPLAB_TASKS_AUDIENCE", default=None),
             ),
-            self_url=config("CAPLAB_NOTIFIER_URL", default=None),
+            self_url=own_url(config, "CAPLAB_NOTIFIER_URL", "notifier"),
             webhook_policy=DownstreamPolicy.from_config(config, "CAPLAB_WEBHOOK", 10),
             url_policy=UrlPolicy.from_config(config),
             transactions=TransactionSettings.from_config(config),
@@ -159,7 +162,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
     @app.post(SUBSCRIPTION.path, status_code=204)
     async def on_transfer_event(request: Request) -> Response:
-        target = (settings.self_url or str(request.base_url)).rstrip("/") + delivery.DELIVERY_PATH
+        target = settings.self_url.rstrip("/") + delivery.DELIVERY_PATH
 
         async def schedule(event: TransferCommitted, message: PushMessage) -> None:
             accounts = (event.from_account, event.to_account)

@@ -1,6 +1,8 @@
 """Calls caplab makes to systems it does not own (account webhooks, the bank), and the Cloud
 Tasks that carry them: shared by the notifier and the ledger's payout saga.
 
+- :func:`own_url` is the base URL a service puts in the tasks it creates: configured, never
+  taken from a request's ``Host`` header (which a caller chooses), required on Cloud Run.
 - :func:`verified_task` is how a task handler reads the ``X-CloudTasks-*`` headers: only
   after the request's token is verified.
 - :func:`create_http_task` creates a named HTTP task; ALREADY_EXISTS means "already
@@ -18,10 +20,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import Request
 
+from caplab.core.catalogue import service
+from caplab.core.errors import SettingError
 from services.shared.oidc import OidcVerifier
 from services.shared.problems import Problem, unauthenticated
 from services.shared.resilience import Downstreams
@@ -29,10 +34,37 @@ from services.shared.urlguard import origin
 
 if TYPE_CHECKING:
     from google.cloud import tasks_v2
+    from starlette.config import Config
 
 IDEMPOTENCY_HEADER = "Webhook-Id"
 RETRY_COUNT_HEADER = "X-CloudTasks-TaskRetryCount"
 _RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
+
+
+def base_url(text: str) -> str:
+    """``text`` as an ``http(s)://host[:port][/path]`` base URL without a trailing slash;
+    ``ValueError`` for anything else (a query, a fragment, another scheme)."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"{text!r} is not an http(s) base URL")
+    return text.rstrip("/")
+
+
+def own_url(config: Config, setting: str, name: str) -> str:
+    """The base URL of service ``name`` itself, where the tasks it creates are delivered:
+    ``setting`` when set; otherwise, on Cloud Run (``K_SERVICE`` set), a
+    :class:`~caplab.core.errors.SettingError` naming it (the service does not start); locally,
+    the loopback address of this process's ``PORT`` (the catalogue's port by default)."""
+    configured = config(setting, cast=base_url, default=None)
+    if configured is not None:
+        return configured
+    if config("K_SERVICE", default=None) is not None:
+        raise SettingError(
+            f"{setting} is not set: on Cloud Run the {name} needs its own URL for the tasks "
+            "it creates"
+        )
+    port = config("PORT", cast=int, default=service(name).port)
+    return f"http://127.0.0.1:{port}"
 
 
 @dataclass(frozen=True)

@@ -12,29 +12,21 @@
 - ``CAPLAB_PAYOUTS_SWEEP_INTERVAL`` (``30s``): how often this instance looks for forgotten
   payouts; ``CAPLAB_PAYOUTS_STALE_AFTER`` (``2m``): an open payout untouched this long is
   re-enqueued.
-- ``CAPLAB_LEDGER_URL`` (``http://127.0.0.1:$PORT``): the ledger's own URL, where Cloud Tasks
-  delivers payout tasks.
+- ``CAPLAB_LEDGER_URL`` (locally ``http://127.0.0.1:$PORT``; required on Cloud Run): the
+  ledger's own URL, where Cloud Tasks delivers payout tasks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from starlette.config import Config
 
 from caplab.core.durations import format_duration, parse_duration
 from services.shared.oidc import OidcVerifier
-from services.shared.outbound import TaskAuth
+from services.shared.outbound import TaskAuth, base_url, own_url
 from services.shared.resilience import DownstreamPolicy
-
-
-def _base_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ValueError(f"{text!r} is not an http(s) base URL")
-    return text.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -57,18 +49,15 @@ class PayoutSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> PayoutSettings:
-        port = config("PORT", cast=int, default=8080)
         policy = DownstreamPolicy.from_config(config, "CAPLAB_BANK", max_concurrent=10)
         settings = cls(
-            bank_url=config("CAPLAB_BANK_URL", cast=_base_url, default=None),
+            bank_url=config("CAPLAB_BANK_URL", cast=base_url, default=None),
             bank_policy=policy,
             bank_max_attempts=config("CAPLAB_BANK_MAX_ATTEMPTS", cast=int, default=5),
             bank_arrival_window=config(
                 "CAPLAB_BANK_ARRIVAL_WINDOW", cast=parse_duration, default="1m"
             ),
-            self_url=config(
-                "CAPLAB_LEDGER_URL", cast=_base_url, default=f"http://127.0.0.1:{port}"
-            ),
+            self_url=own_url(config, "CAPLAB_LEDGER_URL", "ledger"),
             task_auth=TaskAuth(
                 service_account=config("CAPLAB_TASKS_SERVICE_ACCOUNT", default=None),
                 audience=config("CAPLAB_TASKS_AUDIENCE", default=None),

@@ -34,7 +34,13 @@ NOWHERE = {
     "CLOUD_TASKS_EMULATOR_HOST": DISCARD,
     "GOOGLE_CLOUD_PROJECT": "caplab-local",
 }
-CLOUD_RUN = {"K_SERVICE": "caplab-test", "HOST": "127.0.0.1"}
+CLOUD_RUN = {
+    "K_SERVICE": "caplab-test",
+    "HOST": "127.0.0.1",
+    # Where each service's tasks go: required on Cloud Run, never dialled here.
+    "CAPLAB_LEDGER_URL": "https://caplab-ledger-1.a.run.app",
+    "CAPLAB_NOTIFIER_URL": "https://caplab-notifier-1.a.run.app",
+}
 CHECKED = {
     "ledger": ("CAPLAB_PUSH_AUDIENCE", "CAPLAB_TASKS_INVOKER_AUDIENCE", "CAPLAB_CALLER_AUDIENCE"),
     "notifier": ("CAPLAB_PUSH_AUDIENCE", "CAPLAB_TASKS_INVOKER_AUDIENCE"),

@@ -92,6 +92,7 @@ def test_cloud_run_accepts_https_only(run_service: RunService) -> None:
         "HOST": "127.0.0.1",
         "CAPLAB_PUSH_AUDIENCE": "caplab-notifier",
         "CAPLAB_TASKS_INVOKER_AUDIENCE": "caplab-notifier",
+        "CAPLAB_NOTIFIER_URL": "https://caplab-notifier-1.a.run.app",
         **NO_LOOPBACK,
     }
     with run_service("notifier", env) as notifier:
