@@ -113,7 +113,7 @@ def cases(draw: st.DrawFn) -> Case:
     return Case(size, edges, intervals)
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(cases())
 def test_each_cyclic_component_gets_its_simplest_and_shortest_cycle(case: Case) -> None:
     """Components are the strongly connected groups of operations (barriers aside); the

@@ -129,7 +129,7 @@ def runs(draw: st.DrawFn) -> Run:
     return run
 
 
-INJECTED = settings(max_examples=60)
+INJECTED = settings(max_examples=30)
 """Examples per injected anomaly."""
 
 
@@ -143,7 +143,7 @@ def classes(history: list[Operation]) -> set[str]:
     return set(check_ledger(history).counts)
 
 
-@settings(max_examples=200)
+@settings(max_examples=120)
 @given(runs())
 def test_a_correct_ledger_s_histories_are_never_rejected(run: Run) -> None:
     """Random concurrency, unknown outcomes, named or inferred writers: no anomaly, ever."""
