@@ -713,7 +713,7 @@ class _Checker:
             ):
                 continue  # fmt: skip
             entries = op.output["accounts"]
-            values = [entries.get(a, {}).get("balance") for a in accounts]
+            values = [(entries.get(a) or {}).get("balance") for a in accounts]
             if any(v is None for v in values):
                 continue
             seen = sum(v for v in values if v is not None)

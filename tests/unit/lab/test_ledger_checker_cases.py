@@ -386,6 +386,23 @@ def test_conservation_needs_a_snapshot_of_every_account_with_balances() -> None:
     assert "conservation" not in check_ledger(history).counts
 
 
+def test_a_snapshot_that_reports_an_account_as_null_says_it_was_not_found() -> None:
+    """A null entry reads as "not found" (as for a read): after the creation returned, that
+    is a stale read, not a crash of the conservation check."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        Operation(
+            "c3",
+            {"op": "snapshot", "accounts": ["a", "b"]},
+            {"accounts": {"a": {"balance": 100, "version": 1}, "b": None}},
+            1,
+            2,
+        ),
+    ]
+    assert check_ledger(history).counts == {"G-single-realtime": 1}
+
+
 def test_integer_transfer_ids_match_the_writers_reads_name() -> None:
     """A client-chosen id 7 and a read naming writer 7 are the same transfer."""
     history = [
