@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -179,3 +180,46 @@ def test_a_graph_without_cycles_has_no_cyclic_component() -> None:
     graph.edge(0, 2, WR)
     graph.add_realtime([(0, 0.0, 1.0), (1, 1.0, 2.0), (2, 3.0, None), (3, 0.5, 0.7)])
     assert cyclic_components(graph) == []
+
+
+def test_a_component_without_a_cycle_is_refused() -> None:
+    graph = Graph(2)
+    graph.edge(0, 1, WW)
+    with pytest.raises(ValueError, match=r"^not a cyclic component$"):
+        find_cycle(graph, [0, 1])
+
+
+def test_every_cyclic_component_is_found_however_the_search_enters_them() -> None:
+    """Two disjoint cycles (0 ⇄ 1, 2 ⇄ 3), 0 also pointing at an operation on no cycle
+    before its cycle edge: both components, and only them."""
+    graph = Graph(5)
+    graph.edge(0, 4, WW)
+    graph.edge(0, 1, WW)
+    graph.edge(1, 0, WR)
+    graph.edge(1, 2, WW)
+    graph.edge(2, 3, RW)
+    graph.edge(3, 2, WW)
+    assert sorted(sorted(c) for c in cyclic_components(graph)) == [[0, 1], [2, 3]]
+
+
+def test_an_antidependency_listed_after_other_edges_is_still_tried() -> None:
+    """0 →ww 2 comes before 0 →rw 1 in 0's edges; the shortest G-single is 0 →rw 1 →wr 0."""
+    graph = Graph(3)
+    graph.edge(0, 2, WW)
+    graph.edge(0, 1, RW)
+    graph.edge(1, 0, WR)
+    graph.edge(2, 1, RW)
+    (component,) = cyclic_components(graph)
+    assert find_cycle(graph, component) == Cycle((0, 1), (RW, WR))
+
+
+def test_the_single_antidependency_search_is_exact_up_to_256_antidependencies() -> None:
+    """A ring of 255 rw edges (0 → 1 → … → 254 → 0, every cycle on it a G2) and the one
+    G-single, 255 →rw 254 →wr 255, on the 256th antidependency tried: still found."""
+    graph = Graph(256)
+    for node in range(255):
+        graph.edge(node, (node + 1) % 255, RW)
+    graph.edge(254, 255, WR)
+    graph.edge(255, 254, RW)
+    (component,) = cyclic_components(graph)
+    assert find_cycle(graph, component) == Cycle((255, 254), (RW, WR))
