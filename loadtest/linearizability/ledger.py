@@ -325,11 +325,11 @@ class _Checker:
                 text += f" → {input['from']}@{output['from_version']} {input['to']}@"
                 text += str(output["to_version"])
         elif kind == "read":
-            text = f"read {input['account']} → " + _describe_seen(input["account"], output)
+            text = f"read {input['account']} → " + _describe_seen(output)
         else:
             accounts = (output or {}).get("accounts", {})
             text = "snapshot → " + " ".join(
-                f"{a}: {_describe_seen(a, accounts.get(a))}" for a in input["accounts"]
+                f"{a}: {_describe_seen(accounts.get(a))}" for a in input["accounts"]
             )
         return f"  #{node:<5} client {op.client!s:>6} {when:>20}  {text}"
 
@@ -823,7 +823,7 @@ def _delta(input: Json, account: str) -> int:
     return -input["amount"] if input["from"] == account else input["amount"]
 
 
-def _describe_seen(account: str, output: Json) -> str:
+def _describe_seen(output: Json) -> str:
     if output is None:
         return "?"
     if output.get("found") is False:

@@ -503,3 +503,107 @@ def test_a_version_no_transfer_of_unknown_outcome_fits_is_garbage() -> None:
     ]
     assert check_ledger(history).counts == {"garbage-read": 1}
     assert "(no transfer of unknown outcome fits)" in text(history)
+
+
+# ---- explanations ------------------------------------------------------------------------
+
+
+def test_the_headline_lists_every_class_with_its_count() -> None:
+    """Two wrong creation reads and a garbage read: ``garbage-read, wrong-balance ×2``."""
+    history = [create("a", 100), create("b", 0)]
+    history += [read("a", (1, 2), balance=101, version=1), read("b", (1, 2), balance=1, version=1)]
+    history.append(read("a", (1, 2), balance=1, version=-3))
+    result = check_ledger(history)
+    assert result.headline() == "not strictly serializable: garbage-read, wrong-balance ×2"
+    assert not any(line.startswith("…") for line in result.lines())
+
+
+def test_an_inconclusive_headline_gives_every_reason() -> None:
+    history = [create("a", 100), transfer("a", "a", 1, (1, None), None)]
+    assert check_ledger(history).headline() == (
+        "inconclusive: only 0 of 1 strong operations have a known outcome (want half); no "
+        "multi-account snapshot: nothing could see a transfer half applied at one instant"
+    )
+
+
+def test_eleven_anomalies_leave_one_unexplained() -> None:
+    history = [create(f"a{i}", 100) for i in range(11)]
+    history += [read(f"a{i}", (1, 2), balance=101, version=1) for i in range(11)]
+    result = check_ledger(history)
+    assert result.lines()[-1] == "… and 1 more anomalies (see the JSON output)"
+    assert result.to_json()["seconds"] == round(result.seconds, 6)
+
+
+def test_a_write_cycle_names_the_account_each_ww_edge_is_about() -> None:
+    """t1 (a→b) wrote a@3 and b@2, t2 (b→a) wrote b@3 and a@2: t1 precedes t2 on b, t2
+    precedes t1 on a (G0); each edge names its own account, not the first one written."""
+    history = [
+        create("a", 100),
+        create("b", 100),
+        transfer("a", "b", 10, (1, 5), {"id": "t1", "from_version": 3, "to_version": 2}),
+        transfer("b", "a", 5, (1, 5), {"id": "t2", "from_version": 3, "to_version": 2}),
+    ]
+    lines = text(history)
+    assert check_ledger(history).counts == {"G0": 1}
+    assert "ww: #2 (transfer t1) wrote b@2, #3 (transfer t2) wrote the later b@3" in lines
+    assert "ww: #3 (transfer t2) wrote a@2, #2 (transfer t1) wrote the later a@3" in lines
+
+
+def test_a_transfer_seen_on_one_account_wrote_the_other_after_its_last_known_version() -> None:
+    """P (c→b) is seen on c, so it committed and wrote b — after b@2, t1's, since t1
+    returned before P was invoked. A later read of b@2 then misses P's write."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        create("c", 100),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        transfer("c", "b", 5, (3, None), None, ident="p"),
+        read("c", (4, 5), balance=95, version=2, writer="p"),
+        read("b", (6, 7), balance=10, version=2, writer="t1"),
+    ]
+    assert check_ledger(history).counts == {"G-single-realtime": 1}
+    assert (
+        "rw: #6 (read) read b@2; #4 (transfer p) committed (it was observed), so it also "
+        "wrote b, at a version after 2"
+    ) in text(history)
+
+
+def test_an_account_created_before_the_history_is_named_as_such() -> None:
+    """a@1 was read, then a later read says a does not exist: the creation (not in the
+    history) precedes the second read."""
+    history = [
+        create("b", 0),
+        read("a", (1, 2), balance=50, version=1),
+        read("a", (3, 4), found=False),
+    ]
+    assert check_ledger(history).counts == {"G-single-realtime": 1}
+    assert "  the creation of a (not in the history)" in check_ledger(history).lines()
+
+
+def test_a_snapshot_without_an_account_it_asked_for_shows_a_question_mark() -> None:
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        Operation(
+            "c3",
+            {"op": "snapshot", "accounts": ["a", "b"]},
+            {"accounts": {"a": {"balance": 100, "version": 1}}},
+            3,
+            4,
+        ),
+    ]
+    assert "snapshot → a: 100 @1 b: ?" in text(history)
+
+
+def test_an_answer_recorded_for_an_operation_of_unknown_outcome_is_ignored() -> None:
+    """No return time: its output says nothing, and the explanation says so."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, None), {"id": "t1", "from_version": 2, "to_version": 2}),
+        read("a", (2, 3), balance=90, version=2),
+        read("b", (4, 5), balance=0, version=1),
+    ]
+    assert check_ledger(history).counts == {"G-single-realtime": 1}
+    assert "transfer 10 a→b → outcome unknown" in text(history)
