@@ -193,7 +193,6 @@ class _Observation(NamedTuple):
 
 @dataclass
 class _History:
-    ops: Sequence[Operation]
     creates: dict[str, int] = field(default_factory=dict)
     committed: list[int] = field(default_factory=list)  # transfers with a known new version
     rejected: list[int] = field(default_factory=list)
@@ -216,7 +215,7 @@ def _transfer_id(op: Operation) -> str | None:
 
 
 def _parse(ops: Sequence[Operation]) -> _History:
-    h = _History(ops)
+    h = _History()
     for i, op in enumerate(ops):
         input, output = op.input, None if op.pending else op.output
         kind = input["op"]
@@ -461,11 +460,7 @@ class _Checker:
             return
         node = self.h.ids.get(writer)
         if node is None:
-            if (
-                claimed is not None
-                and claimed < len(self.ops)
-                and _transfer_id(self.ops[claimed]) is not None
-            ):
+            if claimed is not None and _transfer_id(self.ops[claimed]) is not None:
                 self.add(
                     "duplicate-version",
                     [claimed, *readers],

@@ -576,8 +576,12 @@ def test_an_account_created_before_the_history_is_named_as_such() -> None:
         read("a", (1, 2), balance=50, version=1),
         read("a", (3, 4), found=False),
     ]
-    assert check_ledger(history).counts == {"G-single-realtime": 1}
-    assert "  the creation of a (not in the history)" in check_ledger(history).lines()
+    result = check_ledger(history)
+    assert result.counts == {"G-single-realtime": 1}
+    assert result.anomalies[0].operations == (1, 2)  # the creation is not an operation
+    assert "  the creation of a (not in the history)" in result.lines()
+    named = [history[0], read("a", (1, 2), balance=50, version=1, writer="create"), history[2]]
+    assert "  the creation of a (not in the history)" in check_ledger(named).lines()
 
 
 def test_a_snapshot_without_an_account_it_asked_for_shows_a_question_mark() -> None:
@@ -605,5 +609,73 @@ def test_an_answer_recorded_for_an_operation_of_unknown_outcome_is_ignored() -> 
         read("a", (2, 3), balance=90, version=2),
         read("b", (4, 5), balance=0, version=1),
     ]
-    assert check_ledger(history).counts == {"G-single-realtime": 1}
+    result = check_ledger(history)
+    assert result.counts == {"G-single-realtime": 1}
+    assert (result.strong, result.known) == (3, 2)
     assert "transfer 10 a→b → outcome unknown" in text(history)
+
+
+def test_an_intermediate_read_after_the_transfer_returned_is_only_g1b() -> None:
+    """The version t1 wrote on the way is set aside: no stale-read cycle on top of G1b."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 3, "to_version": 2}),
+        read("a", (3, 4), balance=95, version=2, writer="t1"),
+    ]
+    assert check_ledger(history).counts == {"G1b": 1}
+
+
+def test_a_read_naming_a_transfer_for_a_version_after_its_own_is_garbage() -> None:
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        read("a", (3, 4), balance=80, version=3, writer="t1"),
+    ]
+    assert check_ledger(history).counts == {"garbage-read": 1}
+    assert (
+        "garbage-read: a@3 was read, but no operation of the history wrote it (names #2 "
+        "(transfer t1))"
+    ) in check_ledger(history).lines()
+
+
+def test_a_read_naming_a_pending_transfer_for_a_claimed_version_is_a_lost_update() -> None:
+    """b@2 is t1's by its response, and a read names the transfer p (unknown outcome)."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        transfer("a", "b", 10, (1, None), None, ident="p"),
+        read("b", (3, 4), balance=10, version=2, writer="p"),
+    ]
+    assert check_ledger(history).counts == {"duplicate-version": 1}
+    assert (
+        "b@2 has two writers, #2 (transfer t1) and #3 (transfer p) (read by #4 (read)): one "
+        "update was lost"
+    ) in text(history)
+
+
+def test_a_transfer_that_already_wrote_an_account_cannot_write_it_again() -> None:
+    """p (unknown outcome) wrote a@2, as a read names it; a@3 then has no possible writer."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, None), None, ident="p"),
+        read("a", (2, 3), balance=90, version=2, writer="p"),
+        read("a", (4, 5), balance=80, version=3),
+    ]
+    assert check_ledger(history).counts == {"garbage-read": 1}
+
+
+def test_a_writer_named_by_reads_only_is_identified_among_transfers_of_unknown_outcome() -> None:
+    """A read names x7 (an id the history does not know) as the writer of b@2: the one
+    pending transfer that fits committed, so it also wrote a, which a later read misses."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, None), None),
+        read("b", (2, 3), balance=10, version=2, writer="x7"),
+        read("a", (4, 5), balance=100, version=1),
+    ]
+    assert check_ledger(history).counts == {"G-single-realtime": 1}
