@@ -344,7 +344,7 @@ class _Checker:
                     return (
                         f"ww: {a} wrote {account}@{version}, {b} wrote the later {account}@{later}"
                     )
-            for account in self.unknown_version[target] & set(self.writes[source]):
+            for account in sorted(self.unknown_version[target] & self.writes[source].keys()):
                 return (
                     f"ww: {a} wrote {account}@{self.writes[source][account]}; {b} committed "
                     f"(it was observed), so it also wrote {account}, at a later version"
@@ -723,14 +723,15 @@ class _Checker:
     # -- the graph -------------------------------------------------------------------------
 
     def build_graph(self) -> None:
-        """Per account, in version order: ww between consecutive writers, wr from a writer
+        """Per account (in name order, so explanations do not vary between runs), in version
+        order: ww between consecutive writers, wr from a writer
         to its readers, rw from readers to the next writer; then real-time edges."""
         out, reads, garbage = self.graph.out, self.reads, self.garbage
         unknown_by_account: dict[str, list[int]] = defaultdict(list)
         for node, accounts_unknown in self.unknown_version.items():
             for account in accounts_unknown:
                 unknown_by_account[account].append(node)
-        for account in set(self.writer_of) | set(self.h.seen):
+        for account in sorted(self.writer_of.keys() | self.h.seen.keys()):
             writers = self.writer_of.get(account, {})
             seen = self.h.seen.get(account, {})
             previous = -1
