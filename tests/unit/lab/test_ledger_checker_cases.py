@@ -678,3 +678,50 @@ def test_a_writer_named_by_reads_only_is_identified_among_transfers_of_unknown_o
         read("a", (4, 5), balance=100, version=1),
     ]
     assert check_ledger(history).counts == {"G-single-realtime": 1}
+
+
+def test_an_integer_writer_names_the_transfer_with_that_id() -> None:
+    """A read names writer 7 (a number) for b@2, which t1 claimed by its response: the
+    transfer whose id is 7 is the second writer."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 2, "to_version": 2}),
+        transfer("a", "b", 10, (1, None), None, ident=7),  # type: ignore[arg-type]
+        read("b", (3, 4), balance=10, version=2, writer=7),
+    ]
+    assert (
+        "b@2 has two writers, #2 (transfer t1) and #3 (transfer 7) (read by #4 (read)): one "
+        "update was lost"
+    ) in text(history)
+
+
+def test_a_timed_out_retry_of_an_answered_creation_does_not_hide_the_money() -> None:
+    """The creation answered, its retry timed out: the answered one counts."""
+    history = [
+        create("a", 100),
+        create("a", 100, at=(0.2, None)),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 5), {"id": "t1", "from_version": 2, "to_version": 2}),
+        snapshot((2, 3), a={"balance": 90, "version": 2}, b={"balance": 0, "version": 1}),
+    ]
+    assert check_ledger(history).counts == {"G-single": 1, "conservation": 1}
+
+
+def test_a_write_known_only_from_its_other_account_is_ordered_after_the_last_known_one() -> None:
+    """p (c→b, unknown outcome) was seen on c at [2, 3], so it wrote b before 3; but t1,
+    invoked at 5, wrote b@2 right after b's creation: p's write of b must come after t1's,
+    and t1 after the read that saw p. A cycle with the ww edge to p explained."""
+    history = [
+        create("a", 100),
+        create("b", 0),
+        create("c", 100),
+        transfer("c", "b", 5, (1, None), None, ident="p"),
+        read("c", (2, 3), balance=95, version=2, writer="p"),
+        transfer("a", "b", 10, (5, 6), {"id": "t1", "from_version": 2, "to_version": 2}),
+    ]
+    assert check_ledger(history).counts == {"G1c-realtime": 1}
+    assert (
+        "ww: #5 (transfer t1) wrote b@2; #3 (transfer p) committed (it was observed), so it "
+        "also wrote b, at a later version"
+    ) in text(history)
