@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from loadtest.linearizability import LedgerVerdict, Operation, check_ledger
 from loadtest.linearizability.ledger import iter_accounts
 
@@ -725,3 +727,48 @@ def test_a_write_known_only_from_its_other_account_is_ordered_after_the_last_kno
         "ww: #5 (transfer t1) wrote b@2; #3 (transfer p) committed (it was observed), so it "
         "also wrote b, at a later version"
     ) in text(history)
+
+
+def test_an_unknown_operation_is_refused_by_name() -> None:
+    history = [Operation("c", {"op": "deposit", "account": "a"}, {}, 0, 1)]
+    with pytest.raises(ValueError, match=r"^ledger model: unknown operation 'deposit'$"):
+        check_ledger(history)
+
+
+def test_every_multi_account_snapshot_is_counted() -> None:
+    seen = {"a": {"balance": 100, "version": 1}, "b": {"balance": 0, "version": 1}}
+    history = [create("a", 100), create("b", 0), snapshot((1, 2), **seen)]
+    history.append(snapshot((3, 4), **seen))
+    assert check_ledger(history).snapshots == 2
+
+
+def test_a_transfer_reporting_version_one_competes_with_the_creation() -> None:
+    history = [
+        create("a", 100),
+        create("b", 0),
+        transfer("a", "b", 10, (1, 2), {"id": "t1", "from_version": 2, "to_version": 1}),
+    ]
+    assert check_ledger(history).counts == {"duplicate-version": 1}
+
+
+@pytest.mark.parametrize("side", ["from", "to"])
+def test_a_previous_writer_a_transfer_reports_identifies_a_transfer_of_unknown_outcome(
+    side: str,
+) -> None:
+    """t2 says p1 wrote the version of a it replaced: p1 committed (of two pending
+    transfers from a, only the one named), so it also wrote b, which a later read misses."""
+    other = {"from": "to", "to": "from"}[side]
+    output = {"id": "t2", f"{side}_version": 3, f"{other}_version": 2}
+    output |= {f"{side}_previous_writer": "p1", f"{other}_previous_writer": "create"}
+    source, target = ("a", "d") if side == "from" else ("d", "a")
+    history = [
+        create("a", 100),
+        create("b", 0),
+        create("c", 0),
+        create("d", 100),
+        transfer("a", "b", 10, (1, None), None, ident="p1"),
+        transfer("a", "c", 10, (1, None), None),
+        transfer(source, target, 5, (2, 3), output),
+        read("b", (4, 5), balance=0, version=1),
+    ]
+    assert check_ledger(history).counts == {"G-single-realtime": 1}
