@@ -190,13 +190,12 @@ def test_a_component_without_a_cycle_is_refused() -> None:
 
 
 def test_every_cyclic_component_is_found_however_the_search_enters_them() -> None:
-    """Two disjoint cycles (0 ⇄ 1, 2 ⇄ 3), 0 also pointing at an operation on no cycle
-    before its cycle edge: both components, and only them."""
+    """Two disjoint cycles (0 ⇄ 1, 2 ⇄ 3), neither reachable from the other, and 0 also
+    pointing at an operation on no cycle: both components, and only them."""
     graph = Graph(5)
     graph.edge(0, 4, WW)
     graph.edge(0, 1, WW)
     graph.edge(1, 0, WR)
-    graph.edge(1, 2, WW)
     graph.edge(2, 3, RW)
     graph.edge(3, 2, WW)
     assert sorted(sorted(c) for c in cyclic_components(graph)) == [[0, 1], [2, 3]]
