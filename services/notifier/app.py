@@ -29,7 +29,6 @@ it; ``CAPLAB_WEBHOOK_FAILURE_THRESHOLD``, ``_RESET_TIMEOUT``, ``_MAX_CONCURRENT`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -114,7 +113,7 @@ class WebhookRegistration(BaseModel):
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     settings = settings or NotifierSettings.from_environ()
     clients = ClientFactory(settings.gcp)
-    dead_letters = DeadLetters(clients.publisher, settings.gcp)
+    dead_letters = DeadLetters(clients.publisher, settings.gcp, settings.deadline.total_seconds())
     downstreams = Downstreams(settings.webhook_policy)
     queue_path = settings.gcp.queue_path(QUEUE.name)
     deadline = settings.deadline.total_seconds()
@@ -168,8 +167,14 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             accounts = (event.from_account, event.to_account)
             found = await run_with_deadline(deadline, store.lookup, accounts)
             for item in delivery.deliveries(event, found):
-                await asyncio.to_thread(
-                    delivery.schedule, clients.tasks, queue_path, target, item, settings.task_auth
+                await run_with_deadline(
+                    deadline,
+                    delivery.schedule,
+                    clients.tasks,
+                    queue_path,
+                    target,
+                    item,
+                    settings.task_auth,
                 )
 
         return await consume(request, SUBSCRIPTION, settings.push_auth, dead_letters, schedule)

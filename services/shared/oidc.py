@@ -107,14 +107,13 @@ class OidcVerifier:
         import jwt
 
         token = authorization.removeprefix("Bearer ")
-        audience = [self.audience] if isinstance(self.audience, str) else self.audience
         try:
             key = self._keys.get_signing_key_from_jwt(token)
             claims: Claims = jwt.decode(
                 token,
                 key.key,
                 algorithms=["RS256"],
-                audience=audience,
+                audience=self.audience,
                 issuer=[self.issuer] if self.issuer else list(GOOGLE_ISSUERS),
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )

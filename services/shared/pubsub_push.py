@@ -26,7 +26,6 @@ sends neither (docs/local-vs-cloud.md): locally the
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request, Response
 
+from services.shared.deadline import run_with_deadline
 from services.shared.events import TransferCommitted, UndecodableEvent
 from services.shared.oidc import OidcVerifier
 from services.shared.problems import Problem, unauthenticated
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from caplab.core.topology import PushSubscription
 
 log = logging.getLogger(__name__)
-_PUBLISH_TIMEOUT = 10.0
 
 
 class InvalidEnvelope(ValueError):
@@ -85,10 +84,12 @@ class PushMessage:
 
 @dataclass
 class DeadLetters:
-    """Publishes poison messages to a subscription's dead-letter topic."""
+    """Publishes poison messages to a subscription's dead-letter topic, waiting at most
+    ``deadline`` seconds (the service's own request deadline) for Pub/Sub to take one."""
 
     publisher: pubsub_v1.PublisherClient
     settings: GcpSettings
+    deadline: float
 
     async def publish(
         self, subscription: PushSubscription, message: PushMessage, reason: str
@@ -102,7 +103,7 @@ class DeadLetters:
         future = self.publisher.publish(
             self.settings.topic_path(subscription.dead_letter_topic), message.data, **attributes
         )
-        await asyncio.to_thread(future.result, timeout=_PUBLISH_TIMEOUT)
+        await run_with_deadline(self.deadline, future.result)
 
 
 Effect = Callable[[TransferCommitted, PushMessage], Awaitable[None]]

@@ -2,7 +2,9 @@
 
 uvicorn already handles SIGTERM as Cloud Run needs (stop accepting, drain in-flight requests,
 run the lifespan exit); the drain is bounded to 8 s so it ends inside Cloud Run's 10 s grace
-period. The host defaults to loopback on a workstation and to ``0.0.0.0`` where Cloud Run's
+period. After the drain uvicorn re-raises the signal, so the process ends *by* SIGTERM
+(status -15, 143 in a shell), as a process Cloud Run stops is expected to; that is not a
+failure. The host defaults to loopback on a workstation and to ``0.0.0.0`` where Cloud Run's
 ``K_SERVICE`` variable is set; ``HOST`` overrides both.
 
 A service whose settings are missing or unsafe where it runs (a

@@ -4,10 +4,6 @@ exact-staleness reads through the replica link keep answering (AP); healing rest
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,37 +13,10 @@ import httpx
 import pytest
 
 from caplab.core.timestamps import parse_rfc3339
+from caplab.local import partition
 from emulators import manager
-from emulators.manager import free_port
 from tests.fixtures.ledger_clock import wait_for_database_time
-from tests.fixtures.services import ServiceRunner
-
-
-@contextlib.contextmanager
-def chaos_proxy(spanner: str, log: Path) -> Iterator[tuple[int, int, str]]:
-    """A ``caplab chaos`` process: (leader port, replica port, control URL)."""
-    leader, replica, control = free_port(), free_port(), free_port()
-    host, port = spanner.rsplit(":", 1)
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "caplab", "chaos", "--leader", f"{leader}:{host}:{port}",
-             "--replica", f"{replica}:{host}:{port}", "--control-port", str(control)],
-            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{control}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/links", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "caplab chaos did not start"
-            time.sleep(0.05)
-        yield leader, replica, url
-    finally:
-        process.terminate()
-        process.wait(10)
+from tests.fixtures.services import OUTAGE_CLIENT_TIMEOUT, OUTAGE_DEADLINE, ServiceRunner
 
 
 @pytest.fixture
@@ -56,8 +25,8 @@ def ledgers_behind_links(
 ) -> Iterator[tuple[str, str, str]]:
     """(leader-side ledger URL, replica-side ledger URL, chaos control URL)."""
     spanner = manager.client_environment(stack)["SPANNER_EMULATOR_HOST"]
-    with chaos_proxy(spanner, tmp_path / "chaos.log") as (leader, replica, control):
-        env = {"CAPLAB_LEDGER_DEADLINE": "1s"}
+    with partition.chaos_links(spanner, tmp_path / "chaos.log") as (leader, replica, control):
+        env = {"CAPLAB_LEDGER_DEADLINE": OUTAGE_DEADLINE}
         with (
             services.restartable(
                 "ledger", dict(env, SPANNER_EMULATOR_HOST=f"127.0.0.1:{leader}")
@@ -75,7 +44,8 @@ def test_partitioned_leader_link_fails_strong_reads_but_not_stale_ones(
     """CP for strong reads, AP for stale ones — and nothing answers wrong."""
     leader, replica, control = ledgers_behind_links
     account = f"chaos-{uuid.uuid4().hex[:10]}"
-    with httpx.Client(timeout=10) as http:
+    # The strong read's 503 must come from the ledger's deadline: the client gives up soon after.
+    with httpx.Client(timeout=OUTAGE_CLIENT_TIMEOUT) as http:
         created = http.post(f"{leader}/v1/accounts",
                             json={"id": account, "owner": "lab", "balance_cents": 500})  # fmt: skip
         assert created.status_code == 201, created.text

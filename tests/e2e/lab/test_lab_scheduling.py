@@ -21,6 +21,7 @@ from loadtest.auth import IdTokenAuth
 from loadtest.config import LoadConfig
 from loadtest.runner import Endpoints, run_load
 from loadtest.stats import kind_stats
+from tests.e2e.lab.lab_records import visible_samples
 
 StandIn = Callable[..., AbstractContextManager[str]]
 
@@ -94,7 +95,9 @@ def test_load_command_writes_report_and_a_checkable_history(
 ) -> None:
     """``caplab load`` prints the table, passes every check against a correct ledger, and
     writes HTML with its five plots (the read-mode trade-off and availability first), JSON
-    with every mode, and a history ``caplab check`` accepts."""
+    with every mode, a t-visibility curve whose samples are exactly the activity reads' in
+    records.json (each visible sample a shown transfer that committed before the read), and
+    a history ``caplab check`` accepts."""
     out = tmp_path / "report"
     with standin() as url:
         status = main(
@@ -115,5 +118,13 @@ def test_load_command_writes_report_and_a_checkable_history(
                                     "snapshot", "activity"}  # fmt: skip
     assert report["strict_serializability"]["verdict"] == "strictly serializable"
     assert report["bank_invariant"]["holds"] is True
-    assert report["t_visibility"]["samples"] > 0
+    records = json.loads((out / "records.json").read_text())
+    activity_reads = [r for r in records if r["kind"] == "activity" and r["outcome"] == "ok"]
+    visibility = report["t_visibility"]
+    assert visibility["reads"] == len(activity_reads)
+    curve = visibility["curve"]
+    assert sum(b["samples"] for b in curve) == visibility["samples"]
+    visible = visible_samples(records)
+    assert visible, "no activity read showed a transfer committed before it"
+    assert sum(round((b["p_visible"] or 0) * b["samples"]) for b in curve) == visible
     assert main(["check", str(out / "history.json")]) == 0

@@ -16,12 +16,17 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import aiohttp
 from rich.console import Console
 
 from caplab.cli import main
 from caplab.local.launcher import RunningService
+from loadtest.client import LabClient
+from loadtest.clock import LEDGER_MARGIN, LEDGER_SAMPLES, Clock, ledger_clock
 from loadtest.config import LoadConfig
-from loadtest.runner import Endpoints, run_load
+from loadtest.pool import open_session
+from loadtest.records import Record
+from loadtest.runner import START_LEAD, Endpoints, run_load
 
 StandIn = Callable[..., AbstractContextManager[str]]
 
@@ -40,8 +45,6 @@ def test_two_workers_against_the_ledger_make_one_report_and_one_checked_history(
     assert status == 0
     report = json.loads((out / "report.json").read_text())
     assert report["workers"] == 2
-    assert [w["worker"] for w in report["per_worker"]] == [0, 1]
-    assert all(w["operations"] > 0 for w in report["per_worker"])
     assert report["strict_serializability"]["verdict"] == "strictly serializable"
     assert sorted(p.name for p in (out / "shards").iterdir()) == [
         "shard-0000-of-0002.json.gz",
@@ -50,19 +53,21 @@ def test_two_workers_against_the_ledger_make_one_report_and_one_checked_history(
     records = json.loads((out / "records.json").read_text())
     plan = [r for r in records if r["kind"] != "create"]
     assert sorted(r["seq"] for r in plan) == list(range(90))  # 3 s x 30/s, each once
-    assert {r["worker"] for r in plan} == {0, 1}
+    # worker i ran every 2nd operation of the plan from the i-th on, and the report counts
+    # for each worker exactly what the records show it ran
+    assert all(r["seq"] % 2 == r["worker"] for r in plan)
+    assert [(w["worker"], w["operations"]) for w in report["per_worker"]] == [(0, 45), (1, 45)]
+    assert report["operations"] == len(plan)
     assert sum(r["kind"] == "create" for r in records) == 4  # one creation per account
     history = out / "history.json"
     assert main(["check", str(history), "--model", "ledger"]) == 0
 
 
-def shard_process(
-    standin: str, out: Path, index: int, env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    """One Cloud Run Job task: the part and the run id come from the task's environment."""
+def shard_process(standin: str, out: Path, index: int, start_at: str) -> subprocess.Popen[bytes]:
+    """One Cloud Run Job task: the part and the run id come from the task's environment;
+    every task gets the same ``--start-at``."""
     task = dict(
         os.environ,
-        **env,
         CLOUD_RUN_TASK_INDEX=str(index),
         CLOUD_RUN_TASK_COUNT="2",
         CLOUD_RUN_EXECUTION="caplab-load-x7k2p",
@@ -71,7 +76,7 @@ def shard_process(
     return subprocess.Popen(
         [sys.executable, "-m", "caplab", "load", "--ledger-url", standin, "--activity-url",
          standin, "--rate", "100", "--duration", "2", "--warmup", "0.2", "--accounts", "4",
-         "--staleness", "100ms", "--start-at", f"{time.time() + 4:.3f}"],
+         "--staleness", "100ms", "--start-at", start_at],
         env=task, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -83,7 +88,8 @@ def test_cloud_run_job_shards_in_a_directory_merge_into_one_report(
     under the execution's run id; ``caplab load merge`` of that directory reports both."""
     shards = tmp_path / "bucket"
     with standin() as url:
-        tasks = [shard_process(url, shards, i, {}) for i in range(2)]
+        start_at = f"{time.time() + 4:.3f}"
+        tasks = [shard_process(url, shards, i, start_at) for i in range(2)]
         outputs = [task.communicate(timeout=120)[0].decode() for task in tasks]
     assert [task.returncode for task in tasks] == [0, 0], outputs
     run = shards / "lab-caplab-load-x7k2p"
@@ -99,17 +105,69 @@ def test_cloud_run_job_shards_in_a_directory_merge_into_one_report(
     assert report["run_id"] == "lab-caplab-load-x7k2p"
     assert report["workers"] == 2
     assert report["operations"] == 200
-    assert sum(w["start_offset_ms"] for w in report["per_worker"]) < 1000  # one --start-at
+    # both tasks started their schedules at the one --start-at instant (host clock: offset 0)
+    assert [w["start_offset_ms"] for w in report["per_worker"]] == [0.0, 0.0]
 
 
 def test_a_worker_measures_its_clock_against_the_ledger(standin: StandIn) -> None:
     """Cristian's algorithm against the stand-in, which stamps reads with this machine's
-    clock: the true offset (zero) lies inside the estimate's uncertainty."""
+    clock: the uncertainty is half the shortest of the probes' round trips plus
+    LEDGER_MARGIN, and the true offset (zero) lies within that half round trip.
+
+    The probes run one after another between the answer to the last account creation and
+    the schedule's start (set START_LEAD after them), so the shortest round trip is at most
+    that window divided by the number of probes: a bound from the run's own timestamps."""
     config = LoadConfig(rate=20, duration=0.5, warmup=0.1, accounts=2, mix={"strong": 1})
     with standin() as url:
         result = asyncio.run(
             run_load(config, Endpoints(url), Console(file=io.StringIO()), clock="ledger")
         )
     assert result.clock.source == "ledger"
-    assert 0 < result.clock.uncertainty < 1.0
-    assert abs(result.clock.offset) <= result.clock.uncertainty
+    created = max(r.wall_invoked + (r.returned - r.invoked) for r in result.setup)
+    window = result.started_wall - START_LEAD - created
+    half_round_trip = result.clock.uncertainty - LEDGER_MARGIN
+    assert 0 < half_round_trip <= window / LEDGER_SAMPLES / 2
+    # the stand-in's read timestamp (µs) lies inside the probe: |offset| <= half its round trip
+    assert abs(result.clock.offset) <= half_round_trip + 1e-6
+
+
+class TimedClient(LabClient):
+    """A LabClient that notes when each read began and ended, just inside the span
+    :func:`ledger_clock` times around it."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        super().__init__(session, url)
+        self.reads: list[tuple[float, float]] = []
+
+    async def read(self, record: Record) -> Record:
+        began = time.time()
+        try:
+            return await super().read(record)
+        finally:
+            self.reads.append((began, time.time()))
+
+
+def test_ledger_clock_uncertainty_is_half_the_shortest_probe_round_trip(standin: StandIn) -> None:
+    """``ledger_clock`` takes LEDGER_SAMPLES strong reads and reports LEDGER_MARGIN plus half
+    the shortest round trip as its uncertainty. Each round trip it timed contains the span
+    the test timed inside it and lies within the span from the previous read's end to the
+    next one's start, so half the shortest round trip lies between half the shortest inner
+    span and half the shortest outer one; the true offset (zero: the stand-in stamps reads
+    with this machine's clock) lies within half that round trip."""
+
+    async def measure(url: str) -> tuple[TimedClient, Clock]:
+        async with open_session(connections=1, timeout=10) as session:
+            client = TimedClient(session, url)
+            account = Record(seq=-1, kind="create", account="clock-probe", intended=0.0)
+            assert (await client.create_account(account, 100)).outcome == "ok"
+            return client, await ledger_clock(client, account.account)
+
+    with standin() as url:
+        client, clock = asyncio.run(measure(url))
+    reads = client.reads
+    assert len(reads) == LEDGER_SAMPLES
+    inner = min(end - began for began, end in reads)
+    outer = min(nxt[0] - prev[1] for prev, nxt in zip(reads, reads[2:], strict=False))
+    half_round_trip = clock.uncertainty - LEDGER_MARGIN
+    assert inner / 2 <= half_round_trip <= outer / 2
+    assert abs(clock.offset) <= half_round_trip + 1e-6  # the stand-in's timestamps are in µs

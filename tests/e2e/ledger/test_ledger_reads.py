@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from conftest import OpenAccount, transfer
 
 from caplab.core.durations import format_duration
 from caplab.core.timestamps import parse_rfc3339
 from caplab.local.launcher import RunningService
+from tests.e2e.ledger.conftest import OpenAccount, transfer
+from tests.fixtures.fanout import eventually
 from tests.fixtures.ledger_clock import database_now, wait_for_database_time
-from tests.fixtures.services import ServiceRunner
+from tests.fixtures.services import OUTAGE_CLIENT_TIMEOUT, OUTAGE_DEADLINE, ServiceRunner
 from tests.fixtures.tcp_link import tcp_link
 
 
@@ -106,11 +106,12 @@ def test_cached_read_is_stale_until_the_invalidation_arrives(
     invalidations = client.get("/internal/cache").json()["invalidations"]
 
     with services.restartable("relay", {"CAPLAB_RELAY_POLL_INTERVAL": "20ms"}):
-        deadline = time.monotonic() + 20
-        latest = hit
-        while latest["version"] == 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
+
+        def moved_on() -> dict | None:
             latest = read(client, source, consistency="cached")
+            return latest if latest["version"] != 1 else None
+
+        latest = eventually(moved_on)
     assert (latest["version"], latest["balance_cents"]) == (2, 750)
     assert client.get("/internal/cache").json()["invalidations"] > invalidations
 
@@ -160,8 +161,9 @@ def test_leader_partitioned_strong_fails_at_the_deadline_stale_still_answers(
     """CP vs AP: with the leader link a black hole (connected, never answered) and the
     replica link up, a strong read is cut by the ledger's own deadline and answered 503 +
     Retry-After, never a wrong answer, while an exact-staleness read still answers from the
-    replica link. Nothing but the deadline can end a call into a black hole, so an answer at
-    all is the proof; the problem says it was the time limit."""
+    replica link. Only a deadline ends a call into a black hole: the answer comes within
+    ``OUTAGE_CLIENT_TIMEOUT`` (the client libraries' own limits are far longer), and the
+    problem says it was the time limit."""
     account = open_account(42)
     url = str(client.base_url).rstrip("/")
     created = parse_rfc3339(read(client, account)["updated_at"])
@@ -171,11 +173,11 @@ def test_leader_partitioned_strong_fails_at_the_deadline_stale_still_answers(
         partitioned = {
             "SPANNER_EMULATOR_HOST": leader.address,
             "SPANNER_REPLICA_EMULATOR_HOST": service_environ["SPANNER_EMULATOR_HOST"],
-            "CAPLAB_LEDGER_DEADLINE": "1s",
+            "CAPLAB_LEDGER_DEADLINE": OUTAGE_DEADLINE,
         }
         with (
             services.restartable("ledger", partitioned, ready_path="/healthz") as cut_off,
-            httpx.Client(base_url=cut_off.url, timeout=60) as http,
+            httpx.Client(base_url=cut_off.url, timeout=OUTAGE_CLIENT_TIMEOUT) as http,
         ):
             not_ready = http.get("/readyz")
             strong = http.get(f"/v1/accounts/{account}")

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from conftest import OpenAccount, transfer
 
+from tests.e2e.ledger.conftest import OpenAccount, transfer
 from tests.fixtures.services import ServiceRunner
 from tests.fixtures.tcp_link import tcp_link
 

@@ -303,3 +303,45 @@ def test_a_ledger_killed_between_hold_and_bank_still_ends_its_payouts(
         assert events(payout).count("settled") == 1
         assert bank.payments(account) == {payout["payout_id"]: "paid"}
         assert len(bank.payment_requests(account)) == 1
+
+
+@pytest.mark.parametrize(
+    ("faults", "final", "decision", "kept"),
+    [({}, "settled", "paid", START - AMOUNT), ({"refuse": "limit exceeded"}, "compensated",
+                                                "refused", START)],
+    ids=["settled", "compensated"],
+)  # fmt: skip
+def test_a_task_redelivered_after_the_payout_ended_has_no_second_effect(
+    taskless_ledger: launcher.RunningService,
+    bank: BankControl,
+    books: Books,
+    faults: dict[str, Any],
+    final: str,
+    decision: str,
+    kept: int,
+) -> None:
+    """The first delivery ends the payout (the bank pays: settled; the bank refuses:
+    compensated). The same task delivered twice more, the second claiming to be the queue's
+    last attempt, answers 200 with the final state each time and changes nothing: the
+    payout's history, the bank's requests and payments, the balance and the writer of its
+    version stay as they were. (This ledger cannot reach Cloud Tasks: the only deliveries
+    are the test's.)"""
+    ledger = taskless_ledger.url
+    account = books.open(ledger, START)
+    bank.faults(account, **faults)
+    payout_id = create(ledger, account)["payout_id"]
+    first = deliver(ledger, payout_id)
+    assert (first.status_code, first.json()["state"]) == (200, final)
+    ended_payout = read(ledger, payout_id)
+    requests = bank.observed(account)["requests"]
+    writer = last_writer(ledger, account)
+
+    again = [deliver(ledger, payout_id), deliver(ledger, payout_id, QUEUE.retry.max_attempts - 1)]
+
+    assert [(a.status_code, a.json()["state"]) for a in again] == [(200, final)] * 2
+    assert read(ledger, payout_id) == ended_payout
+    assert events(ended_payout).count(final) == 1
+    assert bank.observed(account)["requests"] == requests
+    assert bank.payments(account) == {payout_id: decision}
+    assert balance(ledger, account) == kept
+    assert last_writer(ledger, account) == writer

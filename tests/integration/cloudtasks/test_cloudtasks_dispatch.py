@@ -7,6 +7,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from google.api_core import exceptions
 from google.cloud import tasks_v2
 
 from emulators.cloudtasks import CloudTasksEmulator
@@ -49,9 +50,8 @@ def test_stop_rule_waits_for_both_attempts_and_duration(
     task = fake_client.create_task(parent=queue.name, task=http_task(target.url("/codes/503")))
     fake_emulator.run_until_idle()
     attempts = fake_emulator.attempts_for(task.name)
-    elapsed = attempts[-1].response_time - attempts[0].dispatch_time
-    assert len(attempts) == 61
-    assert elapsed == pytest.approx(60)
+    assert _gaps([a.dispatch_time for a in attempts]) == [1] * 60  # the 61st is 60 s after the 1st
+    assert list(fake_client.list_tasks(parent=queue.name)) == []
 
 
 def test_stop_rule_with_attempts_only(
@@ -108,17 +108,36 @@ def test_future_schedule_time_is_honoured_and_past_becomes_now(
 
 
 def test_concurrency_cap_is_observed_at_the_target(
-    real_emulator: CloudTasksEmulator,
-    real_client: tasks_v2.CloudTasksClient,
+    fake_emulator: CloudTasksEmulator,
+    fake_client: tasks_v2.CloudTasksClient,
     target: RecordingTarget,
 ) -> None:
-    """With max_concurrent_dispatches 2, no more than 2 slow requests are ever in flight."""
-    queue = make_queue(real_client, concurrent=2)
+    """With max_concurrent_dispatches 2, six due tasks go out two at a time: while the target
+    holds two requests the other tasks stay undispatched (dispatch_count 0), and each pair
+    the target releases lets exactly the next two out.
+
+    The target holds every request until the test releases it and the fake clock never moves,
+    so nothing here depends on how long anything takes: the scheduler dispatches in one
+    synchronous pass on the emulator's event loop right after each CreateTask or completion,
+    and ListTasks (a later request on that loop) is served after it, so a third concurrent
+    dispatch would show as a third task with dispatch_count 1."""
+    queue = make_queue(fake_client, concurrent=2)
     for _ in range(6):
-        real_client.create_task(parent=queue.name, task=http_task(target.url("/sleep/0.2")))
-    real_emulator.run_until_idle(timeout=20)
+        fake_client.create_task(parent=queue.name, task=http_task(target.url("/hold")))
+    for done in (0, 2, 4):
+        target.wait_until(lambda t, n=done + 2: len(t.received) >= n)
+        listed = list(fake_client.list_tasks(parent=queue.name))
+        assert len(listed) == 6 - done  # the released ones answered 200 and are gone
+        assert sorted(t.dispatch_count for t in listed) == [0] * (4 - done) + [1, 1]
+        out = sorted(t.name.rsplit("/", 1)[1] for t in listed if t.dispatch_count == 1)
+        assert out == sorted(r.headers["X-CloudTasks-TaskName"] for r in target.received[done:])
+        assert target.held == 2
+        target.release(2)
+    fake_emulator.run_until_idle()
     assert len(target.received) == 6
     assert target.max_concurrent == 2
+    assert [a.status for a in fake_emulator.attempts] == [200] * 6
+    assert list(fake_client.list_tasks(parent=queue.name)) == []
 
 
 def test_headers_across_503_404_200(
@@ -149,25 +168,30 @@ def test_headers_across_503_404_200(
     assert {h["User-Agent"] for h in seen} == {"Google-Cloud-Tasks"}
     assert all("Content-Type" not in h and h["X-Custom"] == "kept" for h in seen)
     attempts = fake_emulator.attempts_for(task.name)
-    assert float(seen[1]["X-CloudTasks-TaskETA"]) == pytest.approx(attempts[1].schedule_time)
+    assert [h["X-CloudTasks-TaskETA"] for h in seen] == [f"{a.schedule_time:.6f}" for a in attempts]
 
 
 def test_missed_deadline_is_a_failed_attempt_and_retried(
-    real_emulator: CloudTasksEmulator,
-    real_client: tasks_v2.CloudTasksClient,
+    short_deadline_emulator: CloudTasksEmulator,
+    short_deadline_client: tasks_v2.CloudTasksClient,
     target: RecordingTarget,
 ) -> None:
-    """A target slower than dispatch_deadline fails the attempt as DEADLINE_EXCEEDED; the task
-    is retried and stops at max_attempts."""
-    queue = make_queue(real_client, max_attempts=2, min_backoff=0.1)
-    task = real_client.create_task(
+    """A target that has not answered when dispatch_deadline (0.2 s) passes fails the attempt
+    as DEADLINE_EXCEEDED; the task is retried after the backoff (on the fake clock) and stops
+    at max_attempts, deleted. The target holds both requests unanswered until the test
+    ends, so the outcome does not depend on any timing."""
+    queue = make_queue(short_deadline_client, max_attempts=2, min_backoff=7, max_backoff=7)
+    task = short_deadline_client.create_task(
         parent=queue.name,
-        task=http_task(target.url("/sleep/0.6"), dispatch_deadline=timedelta(seconds=0.2)),
+        task=http_task(target.url("/hold"), dispatch_deadline=timedelta(seconds=0.2)),
     )
-    real_emulator.run_until_idle(timeout=20)
-    attempts = real_emulator.attempts_for(task.name)
+    short_deadline_emulator.run_until_idle()
+    attempts = short_deadline_emulator.attempts_for(task.name)
     assert [(a.status, a.error) for a in attempts] == [(None, "DEADLINE_EXCEEDED")] * 2
-    assert attempts[1].headers["X-CloudTasks-TaskRetryCount"] == "1"
+    assert [a.headers["X-CloudTasks-TaskRetryCount"] for a in attempts] == ["0", "1"]
+    assert attempts[1].dispatch_time - attempts[0].response_time == 7
+    assert target.held == 2  # neither request was ever answered
+    assert list(short_deadline_client.list_tasks(parent=queue.name)) == []
 
 
 def test_target_sees_retries_spaced_by_the_formula(
@@ -235,22 +259,72 @@ def test_run_task_failure_reschedules_from_the_call(
     fake_client.run_task(name=task.name)
     fake_emulator.run_until_idle()
     after = fake_client.get_task(name=task.name)
-    assert after.schedule_time.timestamp() == pytest.approx(called_at + 30, abs=1e-5)
+    assert after.schedule_time.timestamp() == called_at + 30
     assert after.response_count == 1
     assert after.last_attempt.response_status.code == 13  # INTERNAL, from HTTP 500
 
 
-def test_unlimited_attempts_keep_the_task_until_the_horizon(
+HOUR = 3600
+
+
+def test_unlimited_attempts_retry_until_31_days_after_creation(
     fake_emulator: CloudTasksEmulator,
     fake_client: tasks_v2.CloudTasksClient,
     target: RecordingTarget,
 ) -> None:
-    """max_attempts -1 never stops retrying: run_until_idle with a horizon 35 s ahead sees
-    attempts at 0, 10, 20, 30 s and the task still scheduled afterwards."""
-    queue = make_queue(fake_client, max_attempts=-1, min_backoff=10, max_backoff=10)
-    task = fake_client.create_task(parent=queue.name, task=http_task(target.url("/codes/500")))
-    start = fake_emulator.clock.now()
-    fake_emulator.run_until_idle(horizon=start + 35)
+    """max_attempts -1 never stops retrying on its own, but the task is deleted 31 days
+    (744 h) after it was created: first scheduled 10 h after creation and retried every 20 h,
+    it is attempted at 10, 30, ..., 730 h (37 attempts; the next retry, at 750 h, would be
+    after 744 h) and is gone after that last failure, not before.
+
+    The times are chosen so that other rules give other answers: retention of 30 days stops
+    at 710 h, 32 days at 770 h, counted from the first attempt at 750 h, and no retention
+    never."""
+    queue = make_queue(fake_client, max_attempts=-1, min_backoff=20 * HOUR, max_backoff=20 * HOUR)
+    created = fake_emulator.clock.now()
+    task = fake_client.create_task(
+        parent=queue.name,
+        task=http_task(
+            target.url("/codes/500"),
+            schedule_time=datetime.fromtimestamp(created + 10 * HOUR, UTC),
+        ),
+    )
+    fake_emulator.run_until_idle(horizon=created + 729 * HOUR)
+    before_last = fake_client.get_task(name=task.name)
+    assert before_last.dispatch_count == 36
+    assert before_last.schedule_time.timestamp() == created + 730 * HOUR
+    fake_emulator.run_until_idle(horizon=created + 40 * 24 * HOUR)
     attempts = fake_emulator.attempts_for(task.name)
-    assert [a.dispatch_time - start for a in attempts] == [0, 10, 20, 30]
-    assert fake_client.get_task(name=task.name).dispatch_count == 4
+    assert [(a.dispatch_time - created) / HOUR for a in attempts] == list(range(10, 731, 20))
+    with pytest.raises(exceptions.NotFound, match="existed recently"):
+        fake_client.get_task(name=task.name)
+    assert list(fake_client.list_tasks(parent=queue.name)) == []
+
+
+def test_a_task_that_failed_for_good_keeps_its_name_until_the_tombstone_expires(
+    fake_emulator: CloudTasksEmulator,
+    fake_client: tasks_v2.CloudTasksClient,
+    target: RecordingTarget,
+) -> None:
+    """A named task deleted because it ran out of attempts deduplicates like a completed
+    one: re-creating it is ALREADY_EXISTS for the task tombstone period (1 h) after its last
+    failed attempt, and accepted (and dispatched again) from then on."""
+    queue = make_queue(fake_client, max_attempts=2, min_backoff=1, max_backoff=1)
+    name = f"{queue.name}/tasks/failed-for-good"
+    fake_client.create_task(parent=queue.name, task=http_task(target.url("/codes/500"), name=name))
+    fake_emulator.run_until_idle()
+    attempts = fake_emulator.attempts_for(name)
+    assert [a.status for a in attempts] == [500, 500]
+    assert fake_emulator.clock.now() == attempts[-1].response_time
+    with pytest.raises(exceptions.NotFound, match="existed recently"):
+        fake_client.get_task(name=name)
+    with pytest.raises(exceptions.AlreadyExists, match="Requested entity already exists"):
+        fake_client.create_task(parent=queue.name, task=http_task(target.url("/ok"), name=name))
+    fake_emulator.advance(HOUR - 1)
+    with pytest.raises(exceptions.AlreadyExists):
+        fake_client.create_task(parent=queue.name, task=http_task(target.url("/ok"), name=name))
+    fake_emulator.advance(1)
+    again = fake_client.create_task(parent=queue.name, task=http_task(target.url("/ok"), name=name))
+    assert again.name == name
+    fake_emulator.run_until_idle()
+    assert [a.status for a in fake_emulator.attempts_for(name)] == [500, 500, 200]

@@ -28,6 +28,11 @@ def test_stack_bootstraps_the_topology_queues(
         assert queue.retry_config.max_attempts == declared.retry.max_attempts
         assert queue.retry_config.max_doublings == declared.retry.max_doublings
         assert queue.retry_config.min_backoff.total_seconds() == declared.retry.min_backoff_seconds
+        assert queue.retry_config.max_backoff.total_seconds() == declared.retry.max_backoff_seconds
+        assert (
+            queue.retry_config.max_retry_duration.total_seconds()
+            == declared.retry.max_retry_duration_seconds
+        )
     client.transport.close()
 
 

@@ -156,8 +156,155 @@ def test_the_sweep_drops_entries_read_once() -> None:
 
 
 def test_the_cap_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="max_entries"):
+    with pytest.raises(ValueError, match="max_entries must be at least 1, not 0"):
         BalanceCache(TTL, 0)
+
+
+def test_a_cap_of_one_keeps_the_last_fill() -> None:
+    clock = FakeClock()
+    cache = cache_on(clock, max_entries=1)
+    fill(cache, clock, 1, "a")
+    fill(cache, clock, 1, "b")
+    assert cache.get("a", TTL) is None
+    assert cache.get("b", TTL) is not None
+    assert (cache.stats().entries, cache.stats().evictions) == (1, 1)
+
+
+def test_an_entry_exactly_as_old_as_the_bound_or_the_ttl_is_served() -> None:
+    """Within the bound includes it: at 10 s a 10 s bound is served; a read exactly one TTL
+    old is filled and served under the TTL, and is dropped a microsecond later."""
+    clock = FakeClock()
+    cache = cache_on(clock)
+    fill(cache, clock, 1, "a")
+    clock.advance(10)
+    assert cache.get("a", timedelta(seconds=10)) is not None
+    read_at = clock() - TTL
+    assert cache.put(row(1, "b"), read_at, read_at.isoformat()) is True
+    hit = cache.get("b", TTL)
+    assert hit is not None
+    assert hit.age == TTL
+    clock.advance(0.000001)
+    assert cache.get("b", timedelta(hours=1)) is None
+    stats = cache.stats()
+    assert (stats.hits, stats.misses, stats.too_old_for_request, stats.expirations) == (2, 1, 0, 1)
+
+
+def test_an_entry_past_the_ttl_between_sweeps_is_served_to_no_caller() -> None:
+    """TTL expiry on the get itself (the last sweep was recent): a read filled 20 s late is
+    past the TTL 15 s later, even for a caller allowing an hour; the entry goes."""
+    clock = FakeClock()
+    cache = cache_on(clock)
+    read_at = clock() - timedelta(seconds=20)
+    cache.put(row(1), read_at, read_at.isoformat())
+    clock.advance(15)
+    assert cache.get("a", timedelta(hours=1)) is None
+    stats = cache.stats()
+    assert (stats.expirations, stats.too_old_for_request, stats.misses, stats.entries) == (
+        1,
+        0,
+        1,
+        0,
+    )
+    assert fill(cache, clock, 1) is True
+
+
+def test_a_newer_entry_blocks_an_older_read_until_it_expires() -> None:
+    """A cached version 2 refuses a later fill of version 1 while within the TTL (at exactly
+    the TTL too); once past it, the older read replaces it and the expiry is counted."""
+    clock = FakeClock()
+    cache = cache_on(clock)
+    read_at = clock() - timedelta(seconds=10)
+    cache.put(row(2), read_at, read_at.isoformat())
+    clock.advance(20)
+    assert fill(cache, clock, 1) is False
+    clock.advance(0.000001)
+    assert fill(cache, clock, 1) is True
+    hit = cache.get("a", TTL)
+    assert hit is not None
+    assert hit.entry.row.version == 1
+    assert cache.stats().expirations == 1
+
+
+def test_the_sweep_runs_once_a_ttl_has_passed_and_spares_entries_exactly_a_ttl_old() -> None:
+    """The cache starts at T0: at T0 + TTL a fill sweeps, dropping a read taken before T0
+    and keeping one taken at T0."""
+    clock = FakeClock()
+    cache = cache_on(clock)
+    before = clock() - timedelta(seconds=1)
+    cache.put(row(1, "old"), before, before.isoformat())
+    fill(cache, clock, 1, "edge")
+    clock.advance(30)
+    fill(cache, clock, 1, "new")
+    stats = cache.stats()
+    assert (stats.entries, stats.expirations) == (2, 1)
+    assert cache.get("edge", TTL) is not None
+
+
+def test_the_counters_add_up_over_many_events() -> None:
+    """Each counter counts every event of its kind, from every place it happens."""
+    clock = FakeClock()
+    cache = cache_on(clock, max_entries=2)
+    late = clock() - timedelta(seconds=25)
+    for account in ("a", "b"):
+        cache.put(row(1, account), late, late.isoformat())  # 25 s old on arrival
+    clock.advance(10)
+    assert cache.get("a", TTL) is None  # expired on the get
+    assert cache.get("b", TTL) is None  # expired on the get
+    for _ in range(2):
+        assert cache.put(row(1, "c"), late, late.isoformat()) is False  # expired on arrival
+    for account in ("c", "d"):
+        fill(cache, clock, 1, account)
+    clock.advance(10)
+    for account in ("c", "d"):
+        assert cache.get(account, timedelta(seconds=5)) is None  # too old for the caller
+        assert cache.get(account, TTL) is not None
+    for account in ("c", "d"):
+        assert cache.invalidate(account, 2) is True
+        assert fill(cache, clock, 1, account) is False  # superseded
+    for account in ("e", "f", "g", "h"):
+        fill(cache, clock, 3, account)  # g evicts e, h evicts f
+    stats = cache.stats()
+    assert (stats.hits, stats.misses, stats.too_old_for_request) == (2, 4, 2)
+    assert (stats.expirations, stats.invalidations, stats.refused_fills) == (4, 2, 2)
+    assert (stats.evictions, stats.entries) == (2, 2)
+
+
+def test_expirations_are_counted_wherever_they_happen() -> None:
+    """On a get (a, b), on a fill replacing an expired entry (c, d), on a fill arriving
+    expired (e), and by the sweep (the new c and d, one TTL later): 7 in all."""
+    clock = FakeClock()
+    cache = cache_on(clock)
+    late = clock() - timedelta(seconds=25)
+    for account in ("a", "b", "c", "d"):
+        cache.put(row(1, account), late, late.isoformat())
+    clock.advance(10)
+    for account in ("a", "b"):
+        assert cache.get(account, TTL) is None
+    for account in ("c", "d"):
+        assert fill(cache, clock, 1, account) is True
+    assert cache.put(row(1, "e"), late, late.isoformat()) is False
+    assert cache.stats().expirations == 5
+    clock.advance(31)
+    assert cache.get("z", TTL) is None
+    stats = cache.stats()
+    assert (stats.expirations, stats.entries) == (7, 0)
+
+
+def test_a_fill_keeps_the_read_timestamp_as_answered() -> None:
+    """The text keeps Spanner's nanoseconds, which a datetime cannot hold."""
+    clock = FakeClock()
+    cache = cache_on(clock)
+    cache.put(row(1), clock(), "2026-01-02T03:04:05.123456789Z")
+    hit = cache.get("a", TTL)
+    assert hit is not None
+    assert hit.entry.read_timestamp_text == "2026-01-02T03:04:05.123456789Z"
+
+
+def test_the_default_clock_is_the_utc_wall_clock() -> None:
+    """Reads carry aware UTC timestamps: the default clock must compare with them."""
+    cache = BalanceCache(TTL, 10)
+    cache.put(row(1), datetime.now(UTC), "now")
+    assert cache.get("a", TTL) is not None
 
 
 @dataclass

@@ -145,11 +145,15 @@ async def test_a_request_the_open_breaker_refuses_is_not_sent() -> None:
 
 
 async def test_a_timeout_is_unknown_and_a_not_found_is_no_breaker_failure() -> None:
-    async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(1)
-        return httpx.Response(201)
+    """A bank that never answers (it waits on an event nobody sets) is cut off by the
+    client's timeout: outcome unknown. 404s on status lookups leave the breaker closed."""
+    never = asyncio.Event()
 
-    timed_out = await bank_over(slow, timeout=0.01).pay("p1", "a", 100)
+    async def hung(request: httpx.Request) -> httpx.Response:
+        await never.wait()
+        raise AssertionError("the hung bank was released")
+
+    timed_out = await bank_over(hung, timeout=0.01).pay("p1", "a", 100)
     assert timed_out.outcome is Outcome.UNKNOWN
     assert "no answer within 0.01s" in timed_out.detail
 
