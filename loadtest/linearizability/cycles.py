@@ -229,8 +229,6 @@ def _bfs(
     queue: deque[tuple[int, int]] = deque([(source, 0)])
     while queue:
         node, cost = queue.popleft()
-        if cost > cost_of[node]:
-            continue
         if closing is not None and cost + 1 >= closing[0]:
             break
         for encoded in out[node]:
@@ -263,15 +261,14 @@ def _bfs(
 
 
 def _fold(graph: Graph, start: int, hops: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
-    """Operations and edge kinds of a path, real-time barrier hops folded into one rt edge."""
-    nodes, kinds, via_barrier = [start], [], False
+    """Operations and edge kinds of a path, real-time barrier hops folded into one rt edge
+    (every edge into or out of a barrier is rt, so the edge that leaves the last barrier
+    already says so)."""
+    nodes, kinds = [start], []
     for node, kind in hops:
-        if graph.is_barrier(node):
-            via_barrier = True
-            continue
-        kinds.append(RT if via_barrier else kind)
-        nodes.append(node)
-        via_barrier = False
+        if not graph.is_barrier(node):
+            kinds.append(kind)
+            nodes.append(node)
     return nodes, kinds
 
 

@@ -193,7 +193,6 @@ class _Observation(NamedTuple):
 
 @dataclass
 class _History:
-    ops: Sequence[Operation]
     creates: dict[str, int] = field(default_factory=dict)
     committed: list[int] = field(default_factory=list)  # transfers with a known new version
     rejected: list[int] = field(default_factory=list)
@@ -216,7 +215,7 @@ def _transfer_id(op: Operation) -> str | None:
 
 
 def _parse(ops: Sequence[Operation]) -> _History:
-    h = _History(ops)
+    h = _History()
     for i, op in enumerate(ops):
         input, output = op.input, None if op.pending else op.output
         kind = input["op"]
@@ -325,11 +324,11 @@ class _Checker:
                 text += f" → {input['from']}@{output['from_version']} {input['to']}@"
                 text += str(output["to_version"])
         elif kind == "read":
-            text = f"read {input['account']} → " + _describe_seen(input["account"], output)
+            text = f"read {input['account']} → " + _describe_seen(output)
         else:
             accounts = (output or {}).get("accounts", {})
             text = "snapshot → " + " ".join(
-                f"{a}: {_describe_seen(a, accounts.get(a))}" for a in input["accounts"]
+                f"{a}: {_describe_seen(accounts.get(a))}" for a in input["accounts"]
             )
         return f"  #{node:<5} client {op.client!s:>6} {when:>20}  {text}"
 
@@ -345,7 +344,7 @@ class _Checker:
                     return (
                         f"ww: {a} wrote {account}@{version}, {b} wrote the later {account}@{later}"
                     )
-            for account in self.unknown_version[target] & set(self.writes[source]):
+            for account in sorted(self.unknown_version[target] & self.writes[source].keys()):
                 return (
                     f"ww: {a} wrote {account}@{self.writes[source][account]}; {b} committed "
                     f"(it was observed), so it also wrote {account}, at a later version"
@@ -461,11 +460,7 @@ class _Checker:
             return
         node = self.h.ids.get(writer)
         if node is None:
-            if (
-                claimed is not None
-                and claimed < len(self.ops)
-                and _transfer_id(self.ops[claimed]) is not None
-            ):
+            if claimed is not None and _transfer_id(self.ops[claimed]) is not None:
                 self.add(
                     "duplicate-version",
                     [claimed, *readers],
@@ -713,7 +708,7 @@ class _Checker:
             ):
                 continue  # fmt: skip
             entries = op.output["accounts"]
-            values = [entries.get(a, {}).get("balance") for a in accounts]
+            values = [(entries.get(a) or {}).get("balance") for a in accounts]
             if any(v is None for v in values):
                 continue
             seen = sum(v for v in values if v is not None)
@@ -728,14 +723,15 @@ class _Checker:
     # -- the graph -------------------------------------------------------------------------
 
     def build_graph(self) -> None:
-        """Per account, in version order: ww between consecutive writers, wr from a writer
+        """Per account (in name order, so explanations do not vary between runs), in version
+        order: ww between consecutive writers, wr from a writer
         to its readers, rw from readers to the next writer; then real-time edges."""
         out, reads, garbage = self.graph.out, self.reads, self.garbage
         unknown_by_account: dict[str, list[int]] = defaultdict(list)
         for node, accounts_unknown in self.unknown_version.items():
             for account in accounts_unknown:
                 unknown_by_account[account].append(node)
-        for account in set(self.writer_of) | set(self.h.seen):
+        for account in sorted(self.writer_of.keys() | self.h.seen.keys()):
             writers = self.writer_of.get(account, {})
             seen = self.h.seen.get(account, {})
             previous = -1
@@ -823,7 +819,7 @@ def _delta(input: Json, account: str) -> int:
     return -input["amount"] if input["from"] == account else input["amount"]
 
 
-def _describe_seen(account: str, output: Json) -> str:
+def _describe_seen(output: Json) -> str:
     if output is None:
         return "?"
     if output.get("found") is False:
