@@ -129,8 +129,11 @@ def write_settings(modules: list[Module]) -> None:
     settings = {
         "source_paths": SOURCE_PACKAGES,
         "only_mutate": [module.path for module in modules],
+        # A mutant that makes a unit test hang (a deadline ignored, a loop that never ends)
+        # is stopped after 20 s and counted as a timeout (killed): every unit test takes
+        # under 2 s unmutated, so 20 s is a hang even on a loaded machine.
         "pytest_add_cli_args": ["-m", "unit", "-p", "no:cacheprovider",
-                                "--hypothesis-profile=mutation"],
+                                "--hypothesis-profile=mutation", "--timeout=20"],
         "pytest_add_cli_args_test_selection": tests,
         "use_git_change_detection": False,
     }  # fmt: skip
