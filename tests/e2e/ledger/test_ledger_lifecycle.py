@@ -93,8 +93,10 @@ def test_the_ledger_serves_again_once_its_restarted_spanner_emulator_is_back(
     """The same ledger process, never restarted: it serves, its Spanner emulator is stopped
     (reads and transfers then answer 503 problem+json, never 500), started again on the same
     port and bootstrapped (the emulator keeps nothing across a restart, so the database is new
-    and empty). The first requests after that succeed and are right: an account is created, a
-    transfer commits, and reads show the new balances and versions."""
+    and empty). It then serves again without a restart of its own: until its connection is
+    back (gRPC reconnects with back-off) an account create answers 503 problem+json, never
+    anything else; once one succeeds, a transfer commits and reads show the new balances
+    and versions."""
     address = own_spanner.address(SPANNER)
     env = {"SPANNER_EMULATOR_HOST": address, "CAPLAB_LEDGER_DEADLINE": "2s"}
     with (
@@ -110,7 +112,22 @@ def test_the_ledger_serves_again_once_its_restarted_spanner_emulator_is_back(
             assert down.headers["content-type"] == "application/problem+json"
 
         manager.up(own_spanner)
-        source, target = open_account_with(http, 1000), open_account_with(http, 0)
+        source = f"acct-{uuid.uuid4().hex[:12]}"
+
+        def created() -> httpx.Response | None:
+            answer = http.post(
+                "/v1/accounts", json={"id": source, "owner": "tester", "balance_cents": 1000}
+            )
+            if answer.status_code == 503:
+                assert answer.headers["content-type"] == "application/problem+json"
+                return None
+            return answer
+
+        # 200 (an identical repeat) when a create that timed out did commit after all.
+        account = eventually(created, timeout=60)
+        assert account.status_code in (200, 201), account.text
+        assert (account.json()["balance_cents"], account.json()["version"]) == (1000, 1)
+        target = open_account_with(http, 0)
         moved = transfer(http, source, target, 250)
         assert moved.status_code == 201, moved.text
         snapshot = http.get("/v1/snapshot", params={"accounts": f"{source},{target}"})
