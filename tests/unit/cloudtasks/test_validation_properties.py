@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from emulators.cloudtasks import messages
@@ -293,6 +293,7 @@ def test_defaults_and_times_of_a_minimal_task() -> None:
 
 
 @given(st.floats(-MAX_SCHEDULE_AHEAD, MAX_SCHEDULE_AHEAD))
+@example(MAX_SCHEDULE_AHEAD)  # exactly 30 days ahead is still accepted
 def test_schedule_time_is_kept_if_future_and_moved_to_now_if_past(offset: float) -> None:
     """Up to 30 days ahead inclusive; a past schedule time becomes the creation time."""
     made = task()
@@ -453,7 +454,9 @@ def test_page_size_zero_means_the_maximum_and_is_capped(requested: int, maximum:
 
 
 @given(st.integers(0, 10**6), st.integers(0, 999_999_999))
+@example(0, 999_999_999)  # the largest fraction: a wrong divisor shows at the last digit
 def test_seconds_of_a_duration(whole: int, nanos: int) -> None:
+    """Seconds plus nanoseconds as one float, computed exactly as written."""
     duration = messages.Queue().retry_config.min_backoff
     duration.seconds, duration.nanos = whole, nanos
-    assert seconds(duration) == pytest.approx(whole + nanos / 1e9, abs=1e-9)
+    assert seconds(duration) == whole + nanos / 1e9
