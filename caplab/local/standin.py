@@ -92,9 +92,13 @@ class StandInLedger:
         if self.first_load_request is None:
             self.first_load_request = now
         start = self.first_load_request + self.stall_at
-        if start <= now < start + self.stall_for:
+        end = start + self.stall_for
+        if start <= now < end:
             self.held += 1
-            await asyncio.sleep(start + self.stall_for - now)
+            # Until ``end`` on time.monotonic(), which the window is reported on: uvloop's
+            # timers run on a millisecond clock and may wake up to a millisecond early.
+            while (remaining := end - time.monotonic()) > 0:  # noqa: ASYNC110 - a deadline, not an event
+                await asyncio.sleep(remaining)
 
     def stall_window(self) -> dict[str, Any]:
         start = None
