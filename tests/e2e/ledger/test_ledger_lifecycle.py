@@ -8,7 +8,6 @@ import signal
 import socket
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -16,10 +15,14 @@ import pytest
 
 from emulators import manager
 from emulators.specs import by_name
-from tests.e2e.ledger.conftest import OpenAccount, open_account_with, transfer
+from tests.e2e.ledger.conftest import (
+    OpenAccount,
+    open_account_with,
+    transfer,
+    transfer_held_at_spanner,
+)
 from tests.fixtures.fanout import eventually
 from tests.fixtures.services import ServiceRunner
-from tests.fixtures.tcp_link import tcp_link
 
 SPANNER = by_name("spanner")
 
@@ -48,22 +51,14 @@ def test_sigterm_finishes_the_request_in_flight_then_ends_by_that_signal(
     status)."""
     source, target = open_account(1000), open_account(0)
     key = uuid.uuid4().hex
-    with (
-        tcp_link(service_environ["SPANNER_EMULATOR_HOST"]) as spanner,
-        services.restartable(
-            "ledger", {"SPANNER_EMULATOR_HOST": spanner.address, "CAPLAB_LEDGER_DEADLINE": "60s"}
-        ) as draining,
-        httpx.Client(base_url=draining.url, timeout=60) as http,
-        ThreadPoolExecutor(1) as pool,
-    ):
-        spanner.hold_at(key.encode())
-        in_flight = pool.submit(transfer, http, source, target, 10, key)
-        assert spanner.wait_held(), "the transfer never sent its key to Spanner"
+    spanner_host = service_environ["SPANNER_EMULATOR_HOST"]
+    with transfer_held_at_spanner(services, spanner_host, source, target, 10, key) as held:
+        draining = held.ledger
         os.killpg(draining.process.pid, signal.SIGTERM)
         eventually(lambda: draining.log_tail().count(DRAINING) or None)
         assert _refuses_connections(draining.port)
-        spanner.release()
-        answer = in_flight.result()
+        held.spanner.release()
+        answer = held.in_flight.result()
         status = draining.process.wait(30)
     assert answer.status_code == 201, answer.text
     assert status == -signal.SIGTERM, draining.log_tail()

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.e2e.ledger.conftest import OpenAccount, transfer
+from tests.e2e.ledger.conftest import OpenAccount, transfer, transfer_held_at_spanner
 from tests.fixtures.services import ServiceRunner
-from tests.fixtures.tcp_link import tcp_link
 
 
 def test_replay_returns_the_first_response_and_applies_once(
@@ -55,21 +54,12 @@ def test_duplicate_while_first_in_flight_is_409(
     so until the link is released."""
     source, target = open_account(1000), open_account(0)
     key = uuid.uuid4().hex
-    with (
-        tcp_link(service_environ["SPANNER_EMULATOR_HOST"]) as spanner,
-        services.restartable(
-            "ledger", {"SPANNER_EMULATOR_HOST": spanner.address, "CAPLAB_LEDGER_DEADLINE": "60s"}
-        ) as held_ledger,
-        httpx.Client(base_url=held_ledger.url, timeout=60) as http,
-        ThreadPoolExecutor(1) as pool,
-    ):
-        spanner.hold_at(key.encode())
-        first = pool.submit(transfer, http, source, target, 10, key)
-        assert spanner.wait_held(), "the first request never sent its key to Spanner"
-        duplicate = transfer(http, source, target, 10, key)
-        spanner.release()
-        original = first.result()
-        replay = transfer(http, source, target, 10, key)
+    spanner_host = service_environ["SPANNER_EMULATOR_HOST"]
+    with transfer_held_at_spanner(services, spanner_host, source, target, 10, key) as held:
+        duplicate = transfer(held.http, source, target, 10, key)
+        held.spanner.release()
+        original = held.in_flight.result()
+        replay = transfer(held.http, source, target, 10, key)
     assert duplicate.status_code == 409
     assert duplicate.json()["type"].endswith("/idempotency-key-in-flight")
     assert duplicate.json()["field"] == "header.Idempotency-Key"
