@@ -27,37 +27,27 @@ ALICE = "alice@caplab-test.iam.gserviceaccount.com"
 
 
 @pytest.fixture(scope="module")
-def issuer() -> Iterator[Issuer]:
-    """One issuer for the module's ledger (the session's fixture is per test)."""
-    started = Issuer()
-    try:
-        yield started
-    finally:
-        started.close()
-
-
-@pytest.fixture(scope="module")
 def ledger(
-    issuer: Issuer, service_environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    module_issuer: Issuer, service_environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[launcher.RunningService]:
-    """A ledger verifying callers against ``issuer``, for its custom audience and its URL."""
-    env = issuer.settings("CAPLAB_CALLER", "caplab-ledger,{url}")
+    """A ledger verifying callers against ``module_issuer``, for its custom audience and its URL."""
+    env = module_issuer.settings("CAPLAB_CALLER", "caplab-ledger,{url}")
     log_dir = tmp_path_factory.mktemp("caller-identity")
     with running_service(service_environ, log_dir, "ledger", env) as service:
         yield service
 
 
 def test_calls_without_a_valid_token_are_refused(
-    ledger: launcher.RunningService, issuer: Issuer, other_key: rsa.RSAPrivateKey
+    ledger: launcher.RunningService, module_issuer: Issuer, other_key: rsa.RSAPrivateKey
 ) -> None:
     """No token, a token for another audience, an expired one, one signed by another key or
     naming another issuer: each is a 401 problem. The probes need none."""
     invalid = {
         "none": {},
-        "other-audience": issuer.bearer("caplab-notifier"),
-        "expired": issuer.bearer("caplab-ledger", lifetime=-120),
-        "forged": issuer.bearer("caplab-ledger", key=other_key),
-        "other-issuer": issuer.bearer("caplab-ledger", issuer="https://accounts.google.com"),
+        "other-audience": module_issuer.bearer("caplab-notifier"),
+        "expired": module_issuer.bearer("caplab-ledger", lifetime=-120),
+        "forged": module_issuer.bearer("caplab-ledger", key=other_key),
+        "other-issuer": module_issuer.bearer("caplab-ledger", issuer="https://accounts.google.com"),
         "not-bearer": {"Authorization": "Basic YTpi"},
     }
     with httpx.Client(base_url=ledger.url, timeout=30) as http:
@@ -72,13 +62,13 @@ def test_calls_without_a_valid_token_are_refused(
 
 
 def test_each_transfer_is_logged_with_its_caller(
-    ledger: launcher.RunningService, issuer: Issuer
+    ledger: launcher.RunningService, module_issuer: Issuer
 ) -> None:
     """Alice (a token with a verified e-mail, custom audience) opens the accounts; a caller
     whose token names only its subject (URL audience) moves the money: the log says who did
     what."""
-    alice = issuer.bearer("caplab-ledger", email=ALICE)
-    subject_only = issuer.bearer(ledger.url, email=None)
+    alice = module_issuer.bearer("caplab-ledger", email=ALICE)
+    subject_only = module_issuer.bearer(ledger.url, email=None)
     payer, payee = (f"acct-{uuid.uuid4().hex[:12]}" for _ in range(2))
     with httpx.Client(base_url=ledger.url, timeout=30) as http:
         for account in (payer, payee):
@@ -99,7 +89,7 @@ def test_each_transfer_is_logged_with_its_caller(
 
 
 def test_caplab_load_target_authenticates_with_id_tokens(
-    ledger: launcher.RunningService, issuer: Issuer
+    ledger: launcher.RunningService, module_issuer: Issuer
 ) -> None:
     """``caplab load --target URL`` (its endpoints, with an injected token source instead of
     Google's) runs against the verifying ledger; without tokens the run stops on a 401."""
@@ -107,7 +97,7 @@ def test_caplab_load_target_authenticates_with_id_tokens(
 
     def token_source(audience: str) -> str:
         audiences.append(audience)
-        return issuer.token(audience, email="lab@caplab-test.iam.gserviceaccount.com")
+        return module_issuer.token(audience, email="lab@caplab-test.iam.gserviceaccount.com")
 
     args = argparse.Namespace(target=ledger.url, activity_url=None, replica_url=None)
     endpoints = endpoints_from(args, token_source)

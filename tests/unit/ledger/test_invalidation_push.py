@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -29,27 +29,14 @@ CLOSED = "127.0.0.1:9"
 """The discard port: nothing listens, and nothing here connects."""
 
 
-@pytest.fixture(scope="module")
-def idp() -> Iterator[Issuer]:
-    started = Issuer()
-    try:
-        yield started
-    finally:
-        started.close()
-
-
-@pytest.fixture(scope="module")
-def forger() -> rsa.RSAPrivateKey:
-    """A key the issuer does not publish."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 @pytest.fixture
-async def ledger(idp: Issuer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+async def ledger(
+    module_issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
     for variable in ("SPANNER_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"):
         monkeypatch.setenv(variable, CLOSED)
     settings = LedgerSettings.from_environ(
-        {**idp.settings("CAPLAB_PUSH", AUDIENCE), "CAPLAB_PUSH_SERVICE_ACCOUNT": PUSHER}
+        {**module_issuer.settings("CAPLAB_PUSH", AUDIENCE), "CAPLAB_PUSH_SERVICE_ACCOUNT": PUSHER}
     )
     assert settings.push_auth.enabled
     transport = httpx.ASGITransport(app=create_app(settings))
@@ -81,11 +68,11 @@ def applied(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 async def test_a_push_with_the_subscriptions_token_is_applied(
-    ledger: httpx.AsyncClient, idp: Issuer, caplog: pytest.LogCaptureFixture
+    ledger: httpx.AsyncClient, module_issuer: Issuer, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="services.ledger.app"):
         response = await ledger.post(
-            PATH, json=envelope("e-ok"), headers=idp.bearer(AUDIENCE, email=PUSHER)
+            PATH, json=envelope("e-ok"), headers=module_issuer.bearer(AUDIENCE, email=PUSHER)
         )
     assert response.status_code == 204
     assert applied(caplog) == ["e-ok"]
@@ -97,18 +84,20 @@ async def test_a_push_with_the_subscriptions_token_is_applied(
 )
 async def test_a_push_without_a_valid_token_is_a_401_problem_and_not_applied(
     ledger: httpx.AsyncClient,
-    idp: Issuer,
-    forger: rsa.RSAPrivateKey,
+    module_issuer: Issuer,
+    other_key: rsa.RSAPrivateKey,
     caplog: pytest.LogCaptureFixture,
     token: str,
 ) -> None:
     other = "someone@caplab-test.iam.gserviceaccount.com"
     headers = {
         "missing": lambda: {},
-        "wrong-audience": lambda: idp.bearer("https://notifier-abc.a.run.app", email=PUSHER),
-        "wrong-account": lambda: idp.bearer(AUDIENCE, email=other),
-        "expired": lambda: idp.bearer(AUDIENCE, email=PUSHER, lifetime=-60),
-        "foreign-key": lambda: idp.bearer(AUDIENCE, email=PUSHER, key=forger),
+        "wrong-audience": lambda: module_issuer.bearer(
+            "https://notifier-abc.a.run.app", email=PUSHER
+        ),
+        "wrong-account": lambda: module_issuer.bearer(AUDIENCE, email=other),
+        "expired": lambda: module_issuer.bearer(AUDIENCE, email=PUSHER, lifetime=-60),
+        "foreign-key": lambda: module_issuer.bearer(AUDIENCE, email=PUSHER, key=other_key),
     }[token]()
     with caplog.at_level(logging.INFO, logger="services.ledger.app"):
         response = await ledger.post(PATH, json=envelope(f"e-{token}"), headers=headers)

@@ -6,7 +6,6 @@ in the one claim under test, so a refusal for the wrong reason cannot pass."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -22,27 +21,12 @@ AUDIENCE = "https://ledger.example.run.app"
 PUSHER = "pusher@caplab-test.iam.gserviceaccount.com"
 
 
-@pytest.fixture(scope="module")
-def idp() -> Iterator[Issuer]:
-    """One issuer (key generation is the slow part) for the whole module."""
-    started = Issuer()
-    try:
-        yield started
-    finally:
-        started.close()
-
-
-@pytest.fixture(scope="module")
-def forger() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def claims_for(idp: Issuer, **changes: Any) -> dict[str, Any]:
+def claims_for(module_issuer: Issuer, **changes: Any) -> dict[str, Any]:
     """Google's claims for PUSHER and AUDIENCE, valid for an hour; ``changes`` replace some
     (a value of None drops the claim)."""
     now = int(time.time())
     claims = {
-        "iss": idp.name,
+        "iss": module_issuer.name,
         "aud": AUDIENCE,
         "sub": "1234567890",
         "iat": now,
@@ -55,104 +39,119 @@ def claims_for(idp: Issuer, **changes: Any) -> dict[str, Any]:
 
 
 def bearer(
-    idp: Issuer, key: rsa.RSAPrivateKey | None = None, kid: str | None = None, **changes: Any
+    module_issuer: Issuer,
+    key: rsa.RSAPrivateKey | None = None,
+    kid: str | None = None,
+    **changes: Any,
 ) -> str:
     token = jwt.encode(
-        claims_for(idp, **changes),
-        key or idp.key,
+        claims_for(module_issuer, **changes),
+        key or module_issuer.key,
         algorithm="RS256",
-        headers={"kid": kid or idp.key_id},
+        headers={"kid": kid or module_issuer.key_id},
     )
     return f"Bearer {token}"
 
 
-def verifier(idp: Issuer, **options: Any) -> OidcVerifier:
+def verifier(module_issuer: Issuer, **options: Any) -> OidcVerifier:
     settings: dict[str, Any] = {
         "audience": AUDIENCE,
-        "issuer": idp.name,
-        "certs_url": idp.url + CERTS_PATH,
+        "issuer": module_issuer.name,
+        "certs_url": module_issuer.url + CERTS_PATH,
     }
     return OidcVerifier(**(settings | options))
 
 
 def test_a_token_for_this_audience_from_the_issuer_is_accepted_with_its_claims(
-    idp: Issuer,
+    module_issuer: Issuer,
 ) -> None:
-    claims = verifier(idp, service_account=PUSHER).claims(bearer(idp))
+    claims = verifier(module_issuer, service_account=PUSHER).claims(bearer(module_issuer))
     assert claims is not None
-    assert (claims["aud"], claims["iss"], claims["email"]) == (AUDIENCE, idp.name, PUSHER)
+    assert (claims["aud"], claims["iss"], claims["email"]) == (AUDIENCE, module_issuer.name, PUSHER)
     assert identity(claims) == PUSHER
 
 
-def test_a_token_for_another_audience_is_refused(idp: Issuer) -> None:
-    check = verifier(idp)
-    assert check.claims(bearer(idp, aud="https://other.example.run.app")) is None
-    assert check.claims(bearer(idp, aud=[AUDIENCE + "x"])) is None
-    assert check.claims(bearer(idp)) is not None
+def test_a_token_for_another_audience_is_refused(module_issuer: Issuer) -> None:
+    check = verifier(module_issuer)
+    assert check.claims(bearer(module_issuer, aud="https://other.example.run.app")) is None
+    assert check.claims(bearer(module_issuer, aud=[AUDIENCE + "x"])) is None
+    assert check.claims(bearer(module_issuer)) is not None
 
 
-def test_any_one_of_several_audiences_is_accepted(idp: Issuer) -> None:
-    check = verifier(idp, audience=("https://a.example", AUDIENCE))
-    assert check.claims(bearer(idp)) is not None
-    assert check.claims(bearer(idp, aud="https://a.example")) is not None
-    assert check.claims(bearer(idp, aud="https://b.example")) is None
+def test_any_one_of_several_audiences_is_accepted(module_issuer: Issuer) -> None:
+    check = verifier(module_issuer, audience=("https://a.example", AUDIENCE))
+    assert check.claims(bearer(module_issuer)) is not None
+    assert check.claims(bearer(module_issuer, aud="https://a.example")) is not None
+    assert check.claims(bearer(module_issuer, aud="https://b.example")) is None
 
 
-def test_a_token_from_another_issuer_is_refused(idp: Issuer) -> None:
-    check = verifier(idp)
-    assert check.claims(bearer(idp, iss="https://accounts.google.com")) is None
-    assert check.claims(bearer(idp, iss=idp.name + "/other")) is None
+def test_a_token_from_another_issuer_is_refused(module_issuer: Issuer) -> None:
+    check = verifier(module_issuer)
+    assert check.claims(bearer(module_issuer, iss="https://accounts.google.com")) is None
+    assert check.claims(bearer(module_issuer, iss=module_issuer.name + "/other")) is None
 
 
-def test_without_a_configured_issuer_only_googles_issuers_are_accepted(idp: Issuer) -> None:
-    check = verifier(idp, issuer=None)
+def test_without_a_configured_issuer_only_googles_issuers_are_accepted(
+    module_issuer: Issuer,
+) -> None:
+    check = verifier(module_issuer, issuer=None)
     for google in GOOGLE_ISSUERS:
-        assert check.claims(bearer(idp, iss=google)) is not None, google
-    assert check.claims(bearer(idp)) is None
+        assert check.claims(bearer(module_issuer, iss=google)) is not None, google
+    assert check.claims(bearer(module_issuer)) is None
 
 
-def test_an_expired_token_is_refused(idp: Issuer) -> None:
+def test_an_expired_token_is_refused(module_issuer: Issuer) -> None:
     """Expired a minute ago (PyJWT allows no leeway); the same token valid is accepted."""
-    check = verifier(idp)
+    check = verifier(module_issuer)
     now = int(time.time())
-    assert check.claims(bearer(idp, iat=now - 3600, exp=now - 60)) is None
-    assert check.claims(bearer(idp, iat=now - 3600, exp=now + 60)) is not None
+    assert check.claims(bearer(module_issuer, iat=now - 3600, exp=now - 60)) is None
+    assert check.claims(bearer(module_issuer, iat=now - 3600, exp=now + 60)) is not None
 
 
-def test_a_token_signed_by_a_foreign_key_is_refused(idp: Issuer, forger: rsa.RSAPrivateKey) -> None:
+def test_a_token_signed_by_a_foreign_key_is_refused(
+    module_issuer: Issuer, other_key: rsa.RSAPrivateKey
+) -> None:
     """Signed by a key the issuer does not publish, even under the issuer's key id."""
-    check = verifier(idp)
-    assert check.claims(bearer(idp, key=forger)) is None
-    assert check.claims(bearer(idp, key=forger, kid="forged")) is None
+    check = verifier(module_issuer)
+    assert check.claims(bearer(module_issuer, key=other_key)) is None
+    assert check.claims(bearer(module_issuer, key=other_key, kid="forged")) is None
 
 
-def test_a_token_that_is_not_rs256_is_refused(idp: Issuer) -> None:
+def test_a_token_that_is_not_rs256_is_refused(module_issuer: Issuer) -> None:
     """An HS256 token under the issuer's key id: only RS256 signatures are accepted."""
-    check = verifier(idp)
+    check = verifier(module_issuer)
     forged = jwt.encode(
-        claims_for(idp), "not-the-key" * 4, algorithm="HS256", headers={"kid": idp.key_id}
+        claims_for(module_issuer),
+        "not-the-key" * 4,
+        algorithm="HS256",
+        headers={"kid": module_issuer.key_id},
     )
     assert check.claims(f"Bearer {forged}") is None
 
 
 @pytest.mark.parametrize("claim", ["exp", "iat", "sub"])
-def test_a_token_missing_a_required_claim_is_refused(idp: Issuer, claim: str) -> None:
-    assert verifier(idp).claims(bearer(idp, **{claim: None})) is None
+def test_a_token_missing_a_required_claim_is_refused(module_issuer: Issuer, claim: str) -> None:
+    assert verifier(module_issuer).claims(bearer(module_issuer, **{claim: None})) is None
 
 
 @pytest.mark.parametrize(
     "header", [None, "", "Basic dXNlcjpwYXNz", "bearer x", "Bearer ", "Bearer not.a.jwt"]
 )
-def test_a_missing_or_malformed_authorization_is_refused(idp: Issuer, header: str | None) -> None:
-    check = verifier(idp)
+def test_a_missing_or_malformed_authorization_is_refused(
+    module_issuer: Issuer, header: str | None
+) -> None:
+    check = verifier(module_issuer)
     assert check.claims(header) is None
     assert check.verify(header) is False
 
 
-def test_a_token_for_another_email_is_refused_when_one_is_expected(idp: Issuer) -> None:
-    check = verifier(idp, service_account=PUSHER)
-    assert check.claims(bearer(idp, email="intruder@caplab-test.iam.gserviceaccount.com")) is None
-    assert check.claims(bearer(idp)) is not None
+def test_a_token_for_another_email_is_refused_when_one_is_expected(module_issuer: Issuer) -> None:
+    check = verifier(module_issuer, service_account=PUSHER)
+    assert (
+        check.claims(bearer(module_issuer, email="intruder@caplab-test.iam.gserviceaccount.com"))
+        is None
+    )
+    assert check.claims(bearer(module_issuer)) is not None
 
 
 @pytest.mark.parametrize(
@@ -166,32 +165,37 @@ def test_a_token_for_another_email_is_refused_when_one_is_expected(idp: Issuer) 
     ],
     ids=["unverified", "verified-as-text", "no-verified-claim", "no-email", "empty-email"],
 )
-def test_an_unverified_or_missing_email_is_refused(idp: Issuer, changes: dict[str, Any]) -> None:
+def test_an_unverified_or_missing_email_is_refused(
+    module_issuer: Issuer, changes: dict[str, Any]
+) -> None:
     """Pub/Sub and Cloud Tasks tokens carry a verified email: anything less is refused, with
     or without an expected service account."""
-    assert verifier(idp).claims(bearer(idp, **changes)) is None
-    assert verifier(idp, service_account=PUSHER).claims(bearer(idp, **changes)) is None
+    assert verifier(module_issuer).claims(bearer(module_issuer, **changes)) is None
+    assert (
+        verifier(module_issuer, service_account=PUSHER).claims(bearer(module_issuer, **changes))
+        is None
+    )
 
 
 def test_a_caller_token_naming_only_its_subject_passes_when_no_email_is_required(
-    idp: Issuer,
+    module_issuer: Issuer,
 ) -> None:
     """``require_email=False`` (callers): a sub-only or unverified token passes, named by its
     subject; an expected service account still needs its verified email."""
-    check = verifier(idp, require_email=False)
-    claims = check.claims(bearer(idp, email=None, email_verified=None))
+    check = verifier(module_issuer, require_email=False)
+    claims = check.claims(bearer(module_issuer, email=None, email_verified=None))
     assert claims is not None
     assert identity(claims) == "sub:1234567890"
-    unverified = check.claims(bearer(idp, email_verified=False))
+    unverified = check.claims(bearer(module_issuer, email_verified=False))
     assert unverified is not None
     assert identity(unverified) == "sub:1234567890"
-    pinned = verifier(idp, require_email=False, service_account=PUSHER)
-    assert pinned.claims(bearer(idp, email_verified=False)) is None
-    assert pinned.claims(bearer(idp)) is not None
+    pinned = verifier(module_issuer, require_email=False, service_account=PUSHER)
+    assert pinned.claims(bearer(module_issuer, email_verified=False)) is None
+    assert pinned.claims(bearer(module_issuer)) is not None
 
 
 def test_verify_passes_everything_without_an_audience_and_only_valid_tokens_with_one(
-    idp: Issuer,
+    module_issuer: Issuer,
 ) -> None:
     """No audience (the local Pub/Sub emulator signs nothing): every request passes. With
     one, only a valid token does."""
@@ -199,23 +203,23 @@ def test_verify_passes_everything_without_an_audience_and_only_valid_tokens_with
     assert open_door.enabled is False
     assert open_door.verify(None) is True
     assert open_door.verify("Bearer junk") is True
-    check = verifier(idp)
+    check = verifier(module_issuer)
     assert check.enabled is True
-    assert check.verify(bearer(idp)) is True
-    assert check.verify(bearer(idp, aud="https://other.example")) is False
+    assert check.verify(bearer(module_issuer)) is True
+    assert check.verify(bearer(module_issuer, aud="https://other.example")) is False
     assert check.verify(None) is False
 
 
-async def test_the_async_checks_give_the_same_verdicts(idp: Issuer) -> None:
-    check = verifier(idp)
-    claims = await check.claims_async(bearer(idp))
+async def test_the_async_checks_give_the_same_verdicts(module_issuer: Issuer) -> None:
+    check = verifier(module_issuer)
+    claims = await check.claims_async(bearer(module_issuer))
     assert claims is not None
     assert claims["email"] == PUSHER
-    assert await check.claims_async(bearer(idp, aud="https://other.example")) is None
+    assert await check.claims_async(bearer(module_issuer, aud="https://other.example")) is None
     assert await check.claims_async(None) is None
     assert await check.claims_async("") is None
-    assert await check.verify_async(bearer(idp)) is True
-    assert await check.verify_async(bearer(idp, exp=int(time.time()) - 60)) is False
+    assert await check.verify_async(bearer(module_issuer)) is True
+    assert await check.verify_async(bearer(module_issuer, exp=int(time.time()) - 60)) is False
     assert await check.verify_async(None) is False
     assert await OidcVerifier().verify_async(None) is True
 
