@@ -3,33 +3,20 @@ own deadline, and read the feed again once Bigtable is back."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
 import httpx
 
 from caplab.core.clients import ClientFactory
 from caplab.core.environment import GcpSettings, config_from
 from emulators import manager
 from services.activity import projection
-from services.shared.events import TransferCommitted
-from tests.fixtures.fanout import unique
+from tests.fixtures.fanout import transfer_event, unique
 from tests.fixtures.services import OUTAGE_CLIENT_TIMEOUT, OUTAGE_DEADLINE, ServiceRunner
 from tests.fixtures.tcp_link import tcp_link
 
 
 def _project_one(service_environ: dict[str, str], source: str, target: str) -> str:
     """Write one transfer's rows straight into the shared Bigtable; its transfer id."""
-    event = TransferCommitted(
-        event_id=uuid.uuid4().hex,
-        transfer_id=uuid.uuid4().hex,
-        from_account=source,
-        to_account=target,
-        amount_cents=5,
-        committed_at=datetime.now(UTC),
-        from_version=2,
-        to_version=2,
-    )
+    event = transfer_event(source, target, 5, from_version=2, to_version=2)
     with manager.exported(service_environ):
         clients = ClientFactory(GcpSettings.from_config(config_from(service_environ)))
         projection.project(clients.bigtable_table(projection.TABLE), event)

@@ -11,15 +11,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from caplab.core.topology import LOCAL_PROJECT, TOPOLOGY
 from caplab.local.launcher import RunningService
-from services.shared.events import TransferCommitted
-from tests.fixtures.fanout import eventually
+from tests.fixtures.fanout import eventually, transfer_event
 from tests.fixtures.relay import pull_until
 
 DEAD_LETTERS = TOPOLOGY.subscription("activity-projector").dead_letter_topic
@@ -63,16 +61,7 @@ def test_a_replay_restores_the_missing_activity_rows(
         pass
 
     source, target = f"acct-{uuid.uuid4().hex[:10]}", f"acct-{uuid.uuid4().hex[:10]}"
-    event = TransferCommitted(
-        event_id=uuid.uuid4().hex,
-        transfer_id=uuid.uuid4().hex,
-        from_account=source,
-        to_account=target,
-        amount_cents=4200,
-        committed_at=datetime.now(UTC),
-        from_version=2,
-        to_version=5,
-    )
+    event = transfer_event(source, target, 4200, from_version=2, to_version=5)
     dead_letter_topic = f"projects/{LOCAL_PROJECT}/topics/{DEAD_LETTERS}"
     publisher.publish(
         dead_letter_topic,

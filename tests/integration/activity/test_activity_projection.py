@@ -13,6 +13,7 @@ from caplab.core.clients import ClientFactory
 from caplab.core.environment import GcpSettings, config_from
 from services.activity import projection
 from services.shared.events import TransferCommitted
+from tests.fixtures.fanout import transfer_event
 
 T0 = datetime(2026, 11, 26, 6, 0, 0, 123456, tzinfo=UTC)
 
@@ -24,16 +25,7 @@ def table(emulator_env: dict[str, str]) -> object:
 
 
 def _event(source: str, target: str, amount: int, at: datetime) -> TransferCommitted:
-    return TransferCommitted(
-        event_id=uuid.uuid4().hex,
-        transfer_id=uuid.uuid4().hex,
-        from_account=source,
-        to_account=target,
-        amount_cents=amount,
-        committed_at=at,
-        from_version=1,
-        to_version=1,
-    )
+    return transfer_event(source, target, amount, committed_at=at)
 
 
 def _accounts() -> tuple[str, str]:
