@@ -86,7 +86,7 @@ def create_app(settings: ActivitySettings | None = None) -> FastAPI:
     settings = settings or ActivitySettings.from_environ()
     clients = ClientFactory(settings.gcp)
     deadline = settings.deadline.total_seconds()
-    dead_letters = DeadLetters(clients.publisher, settings.gcp, settings.deadline.total_seconds())
+    dead_letters = DeadLetters(clients.publisher, settings.gcp, deadline)
     writer, readers = tables(clients, settings)
     app = create_service_app(
         "caplab activity",

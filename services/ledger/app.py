@@ -313,7 +313,7 @@ def create_app(
             }
         )
 
-    dead_letters = DeadLetters(clients.publisher, settings.gcp, settings.deadline.total_seconds())
+    dead_letters = DeadLetters(clients.publisher, settings.gcp, deadline)
 
     async def invalidate_cache(event: TransferCommitted, message: PushMessage) -> None:
         dropped = [

@@ -113,10 +113,10 @@ class WebhookRegistration(BaseModel):
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     settings = settings or NotifierSettings.from_environ()
     clients = ClientFactory(settings.gcp)
-    dead_letters = DeadLetters(clients.publisher, settings.gcp, settings.deadline.total_seconds())
+    deadline = settings.deadline.total_seconds()
+    dead_letters = DeadLetters(clients.publisher, settings.gcp, deadline)
     downstreams = Downstreams(settings.webhook_policy)
     queue_path = settings.gcp.queue_path(QUEUE.name)
-    deadline = settings.deadline.total_seconds()
     store = WebhookStore(
         TransactionRunner(clients.spanner_database, settings.deadline, settings.transactions)
     )
