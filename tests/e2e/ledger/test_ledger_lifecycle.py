@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,18 +21,13 @@ from tests.e2e.ledger.conftest import (
     transfer_held_at_spanner,
 )
 from tests.fixtures.fanout import eventually
-from tests.fixtures.services import ServiceRunner
+from tests.fixtures.services import ServiceRunner, listening
 
 SPANNER = by_name("spanner")
 
 
 DRAINING = "Waiting for connections to close"
 """What uvicorn logs once it has stopped listening and waits for the requests in flight."""
-
-
-def _refuses_connections(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_sigterm_finishes_the_request_in_flight_then_ends_by_that_signal(
@@ -56,7 +50,7 @@ def test_sigterm_finishes_the_request_in_flight_then_ends_by_that_signal(
         draining = held.ledger
         os.killpg(draining.process.pid, signal.SIGTERM)
         eventually(lambda: draining.log_tail().count(DRAINING) or None)
-        assert _refuses_connections(draining.port)
+        assert not listening(draining.port)
         held.spanner.release()
         answer = held.in_flight.result()
         status = draining.process.wait(30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from emulators import manager
+from tests.fixtures.services import listening
 
 
 @pytest.fixture
@@ -29,11 +29,6 @@ def own_stack(tmp_path: Path) -> Iterator[manager.StackConfig]:
         yield config
     finally:
         manager.down(config)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as client:
-        return client.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_serve_starts_the_chosen_services_and_stops_them_on_sigterm(
@@ -61,7 +56,7 @@ def test_serve_starts_the_chosen_services_and_stops_them_on_sigterm(
             time.sleep(0.1)
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(30) == 130
-        assert not _listening(port)
+        assert not listening(port)
     finally:
         if serve.poll() is None:
             serve.kill()

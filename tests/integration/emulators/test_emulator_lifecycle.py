@@ -16,6 +16,7 @@ import pytest
 from caplab.core.errors import EmulatorNotReadyError, PortInUseError, SdkNotFoundError
 from emulators import manager
 from emulators.specs import EMULATORS, by_name
+from tests.fixtures.services import listening
 
 
 @pytest.fixture
@@ -35,11 +36,6 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as client:
-        return client.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_port_held_by_another_socket_is_named_not_waited_on(
@@ -126,7 +122,7 @@ def test_down_after_up_was_killed_stops_everything(own_config: manager.StackConf
         assert not _alive(state.pid)
         assert manager._group_members(state.pgid) == []
         for port in state.ports.values():
-            assert not _listening(port)
+            assert not listening(port)
     assert list(own_config.state_dir.glob("*.json")) == []
 
 
